@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Start the walkv server:  ./run.sh --port 8080 --working-dir ./data   (see --help)
+# First use creates .venv and installs walkv into it; later starts skip that.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=tools/bootstrap.sh
+. "$root/tools/bootstrap.sh"
+walkv_bootstrap "$root" "" || exit 1
+# Bytecode caches go inside .venv, not next to the sources.
+export PYTHONPYCACHEPREFIX="$root/.venv/pycache"
+exec "$root/.venv/bin/python" -m server "$@"

@@ -1,0 +1,127 @@
+"""When to checkpoint (a pure policy), and how (a forked child, or a thread).
+
+Fork (the default, like Redis BGSAVE): the committer thread forks between two commit
+groups, so the child's copy-on-write image of the table is exactly the state at one
+LSN. The child writes the snapshot and exits; the parent only pays for ``fork()``
+itself (copying page tables, measured in the README) and keeps serving.
+
+Thread: the table is copied (``dict(table)``) between two groups and a thread writes
+the copy through the filesystem seam. Slower to start for large tables, but it works
+with any ``FileSystem`` (tests, the power-loss explorer).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import signal
+import threading
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+from storage.fs import FileSystem, OsFileSystem
+from storage.snapshot import write_snapshot
+
+
+class CheckpointMode(Enum):
+    """How snapshots are written."""
+
+    FORK = "fork"
+    THREAD = "thread"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointPolicy:
+    """Decides when to checkpoint. Pure: no clocks, no I/O."""
+
+    wal_bytes: int
+    """Checkpoint once this many WAL bytes were written since the last snapshot."""
+
+    def due(self, wal_bytes_since_snapshot: int, in_progress: bool) -> bool:
+        """Whether a checkpoint should start now."""
+        return not in_progress and self.wal_bytes > 0 and wal_bytes_since_snapshot >= self.wal_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointResult:
+    """Reported when a background checkpoint finishes."""
+
+    lsn: int
+    ok: bool
+    error: str = ""
+
+
+Done = Callable[[CheckpointResult], None]
+
+
+def start_checkpoint(mode: CheckpointMode, fs: FileSystem, root: str, lsn: int,
+                     table: dict[bytes, bytes], done: Done) -> None:
+    """Start writing the snapshot of ``table`` at ``lsn`` in the background.
+
+    Must be called while ``table`` is not being modified (between commit groups).
+    ``done`` is called from another thread when the snapshot is durable or failed.
+    """
+    if mode is CheckpointMode.FORK:
+        _fork_checkpoint(root, lsn, table, done)
+    else:
+        copy = dict(table)
+        threading.Thread(target=_write_in_thread, args=(fs, root, lsn, copy, done),
+                         name="walkv-checkpoint", daemon=True).start()
+
+
+def _write_in_thread(fs: FileSystem, root: str, lsn: int, table: dict[bytes, bytes],
+                     done: Done) -> None:
+    try:
+        write_snapshot(fs, root, lsn, table)
+    except OSError as exc:
+        done(CheckpointResult(lsn, False, str(exc)))
+        return
+    done(CheckpointResult(lsn, True))
+
+
+def _fork_checkpoint(root: str, lsn: int, table: dict[bytes, bytes], done: Done) -> None:
+    with warnings.catch_warnings():
+        # Python >= 3.12 warns about fork() with threads; the child only runs
+        # _child_main below, which takes no lock another thread could hold.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        _child_main(root, lsn, table)
+    threading.Thread(target=_reap, args=(pid, lsn, done), name="walkv-checkpoint-reaper",
+                     daemon=True).start()
+
+
+def _child_main(root: str, lsn: int, table: dict[bytes, bytes]) -> None:  # pragma: no cover
+    code = 1
+    try:
+        gc.disable()  # collecting would touch every object and copy every page
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # Keep only stdio: the listening socket and the lock stay with the parent.
+        os.closerange(3, _max_fd())
+        write_snapshot(OsFileSystem(), root, lsn, table)
+        code = 0
+    except BaseException as exc:  # noqa: BLE001 - the child must always _exit
+        with contextlib.suppress(OSError):
+            os.write(2, f"walkv: checkpoint child failed: {exc!r}\n".encode())
+    finally:
+        os._exit(code)
+
+
+def _max_fd() -> int:
+    try:
+        return int(os.sysconf("SC_OPEN_MAX"))
+    except (ValueError, OSError):
+        return 65536
+
+
+def _reap(pid: int, lsn: int, done: Done) -> None:
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code == 0:
+        done(CheckpointResult(lsn, True))
+    else:
+        done(CheckpointResult(lsn, False, f"checkpoint child exited with status {code}"))

@@ -1,0 +1,197 @@
+"""Group commit: one thread turns everything that is pending into one durable frame.
+
+Theory of operation
+-------------------
+Writers (the event loop) call ``submit``, which only puts ``(op, key, value,
+waiter)`` on a queue: nothing is visible yet. The committer thread takes the first
+pending write, then everything else already queued (up to ``group_max_bytes``), and
+makes it one commit group:
+
+1. encode the group as one WAL frame (its first LSN is the next unused LSN),
+2. one ``write`` and one ``fdatasync`` (``Log.append``),
+3. apply the group to the table in log order (now, and only now, readers see it),
+4. hand the whole group's waiters to the sink in one call, with one outcome.
+
+While step 2 runs, new writes queue up and form the next group. There is no timer and
+no batch size: at low load a write waits for one fsync, at high load a group holds
+whatever arrived during the previous fsync. All waiters of a group share its outcome:
+
+* OK: durable and applied.
+* NO_SPACE: the device was full; the frame was cut back, nothing was applied, the
+  LSNs are reused by the next group, and later groups are tried normally.
+* FAILED: a write or fsync error. The log can no longer be trusted (after a failed
+  fsync the kernel may have dropped the dirty pages: never retry it), so the
+  committer is *failed* for good: this and every later group gets FAILED without
+  touching the disk. Reads are unaffected.
+
+Control work that must not race with commits (starting a checkpoint, deleting
+covered segments, stopping) runs on the same thread, between groups.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from enum import IntEnum
+from typing import Any
+
+from storage.format import Op, Record, encode_frame
+from storage.log import Log
+from storage.wal_writer import NoSpaceError
+
+
+class Outcome(IntEnum):
+    """What happened to a commit group (shared by all of its writes)."""
+
+    OK = 0
+    NO_SPACE = 1
+    FAILED = 2
+
+
+GroupSink = Callable[[list[Any], Outcome], None]
+"""Receives each group's waiters and outcome, once per group, on the committer thread."""
+
+
+class _Control:
+    __slots__ = ("done", "fn")
+
+    def __init__(self, fn: Callable[[], None]) -> None:
+        self.fn = fn
+        self.done = threading.Event()
+
+
+class _Stop:
+    pass
+
+
+_STOP = _Stop()
+
+
+class CommitStats:
+    """Counters kept by the committer (read from other threads without locking)."""
+
+    __slots__ = ("fsync_seconds", "groups", "max_group", "records")
+
+    def __init__(self) -> None:
+        self.groups = 0
+        self.records = 0
+        self.max_group = 0
+        self.fsync_seconds = 0.0
+
+
+class Committer:
+    """The single writer of the log and of the table (see the module docstring)."""
+
+    def __init__(self, log: Log, table: dict[bytes, bytes], next_lsn: int, sink: GroupSink,
+                 group_max_bytes: int, after_commit: Callable[[], None]) -> None:
+        self._log = log
+        self._table = table
+        self.next_lsn = next_lsn
+        self._sink = sink
+        self._group_max_bytes = group_max_bytes
+        self._after_commit = after_commit
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.failed: str | None = None
+        """Why the log failed, once it has; writes are refused from then on."""
+        self.stats = CommitStats()
+        self._thread = threading.Thread(target=self._run, name="walkv-committer", daemon=True)
+        self._thread.start()
+
+    # -- called from other threads ------------------------------------------------------
+    def submit(self, op: Op, key: bytes, value: bytes | None, waiter: Any) -> None:
+        """Queue one write; the sink hears about it with its group."""
+        self._queue.put((op, key, value, waiter))
+
+    def post(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the committer thread between groups (does not wait)."""
+        self._queue.put(_Control(fn))
+
+    def call(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the committer thread between groups and wait for it."""
+        control = _Control(fn)
+        self._queue.put(control)
+        control.done.wait()
+
+    def stop(self) -> None:
+        """Commit everything queued so far, then end the thread."""
+        self._queue.put(_STOP)
+        self._thread.join()
+
+    # -- the committer thread -----------------------------------------------------------
+    def _run(self) -> None:
+        get, get_nowait, cap = self._queue.get, self._queue.get_nowait, self._group_max_bytes
+        carry: Any = None
+        while True:
+            item = carry if carry is not None else get()
+            carry = None
+            if type(item) is not tuple:
+                if item is _STOP:
+                    return
+                self._run_control(item)
+                continue
+            op, key, value, waiter = item
+            records: list[Record] = [(op, key, value)]
+            waiters = [waiter]
+            size = len(key) + (len(value) if value else 0)
+            while size < cap:
+                try:
+                    item = get_nowait()
+                except queue.Empty:
+                    break
+                if type(item) is not tuple:
+                    carry = item
+                    break
+                op, key, value, waiter = item
+                records.append((op, key, value))
+                waiters.append(waiter)
+                size += len(key) + (len(value) if value else 0)
+            self._commit(records, waiters)
+
+    def _run_control(self, control: _Control) -> None:
+        try:
+            control.fn()
+        finally:
+            control.done.set()
+
+    def _commit(self, records: list[Record], waiters: list[Any]) -> None:
+        if self.failed is not None:
+            self._sink(waiters, Outcome.FAILED)
+            return
+        frame = encode_frame(self.next_lsn, records)
+        started = time.perf_counter()
+        try:
+            self._log.append(frame)
+        except NoSpaceError:
+            self._sink(waiters, Outcome.NO_SPACE)
+            return
+        except OSError as exc:
+            self.fail(f"WAL write/fsync failed: {exc}")
+            self._sink(waiters, Outcome.FAILED)
+            return
+        stats = self.stats
+        stats.fsync_seconds += time.perf_counter() - started
+        stats.groups += 1
+        stats.records += len(records)
+        stats.max_group = max(stats.max_group, len(records))
+        self._apply(records)
+        self.next_lsn += len(records)
+        self._sink(waiters, Outcome.OK)
+        self._after_commit()
+
+    def _apply(self, records: list[Record]) -> None:
+        table = self._table
+        for op, key, value in records:
+            if op == Op.PUT:
+                table[key] = value  # type: ignore[assignment]
+            elif op == Op.DELETE:
+                table.pop(key, None)
+            else:
+                table.clear()
+
+    def fail(self, why: str) -> None:
+        """Enter the failed state for good (committer thread only)."""
+        if self.failed is None:
+            self.failed = why
+            self._log.abandon()

@@ -1,0 +1,197 @@
+"""On-disk format of walkv: constants, struct layouts and frame/header codecs.
+
+Everything in this module is part of the on-disk format described in
+``storage/FORMAT.md``. Changing a constant here changes the format: bump the
+version and teach the reader the old one.
+"""
+
+from __future__ import annotations
+
+import struct
+from enum import IntEnum
+from typing import Any
+
+import crc32c
+import msgpack
+
+
+class Op(IntEnum):
+    """Operation codes stored in WAL frames (on-disk values, never renumber)."""
+
+    PUT = 1
+    DELETE = 2
+    CLEAR = 3
+
+
+# -- WAL segment header ---------------------------------------------------------------
+# magic(8) | version u32 | first_lsn u64 | crc32c u32 over the preceding 20 bytes
+SEGMENT_MAGIC = b"walkvWAL"
+SEGMENT_VERSION = 1
+SEGMENT_HEADER = "<8sIQI"
+SEGMENT_HEADER_SIZE = 24
+assert struct.calcsize(SEGMENT_HEADER) == SEGMENT_HEADER_SIZE
+
+# -- WAL frame --------------------------------------------------------------------------
+# length u32 (payload bytes) | crc32c u32 over (length field + payload) | payload
+# payload = msgpack array [first_lsn, [[op, key, value], ...]]
+FRAME_HEADER = "<II"
+FRAME_HEADER_SIZE = 8
+assert struct.calcsize(FRAME_HEADER) == FRAME_HEADER_SIZE
+# Every payload starts with a msgpack fixarray of two elements. Recovery uses this
+# byte to find candidate frames after damage (is there anything valid past it?).
+FRAME_PAYLOAD_MARKER = 0x92
+# No frame is ever larger than this; a bigger length field is damage, not data.
+MAX_FRAME_PAYLOAD = 1 << 31
+
+# -- Snapshot ---------------------------------------------------------------------------
+# magic(8) | version u32 | reserved u32 | lsn u64 | count u64 | body_len u64
+# then body (msgpack map key -> value) then crc32c u32 over header + body.
+SNAPSHOT_MAGIC = b"walkvSNP"
+SNAPSHOT_VERSION = 1
+SNAPSHOT_HEADER = "<8sIIQQQ"
+SNAPSHOT_HEADER_SIZE = 40
+assert struct.calcsize(SNAPSHOT_HEADER) == SNAPSHOT_HEADER_SIZE
+SNAPSHOT_TRAILER = "<I"
+SNAPSHOT_TRAILER_SIZE = 4
+
+# -- File naming ------------------------------------------------------------------------
+WAL_DIR = "wal"
+SNAP_DIR = "snap"
+LOCK_NAME = "LOCK"
+WAL_SUFFIX = ".wal"
+SNAP_SUFFIX = ".snap"
+TMP_SUFFIX = ".tmp"
+BROKEN_SUFFIX = ".broken"
+
+_frame_header = struct.Struct(FRAME_HEADER)
+_segment_header = struct.Struct(SEGMENT_HEADER)
+_snapshot_header = struct.Struct(SNAPSHOT_HEADER)
+_u32 = struct.Struct("<I")
+
+Record = tuple[int, bytes, bytes | None]
+"""One operation as stored in a frame: (op, key, value). CLEAR has key b"" and value None."""
+
+
+def segment_name(first_lsn: int) -> str:
+    """File name of the WAL segment whose first frame has ``first_lsn``."""
+    return f"{first_lsn:016x}{WAL_SUFFIX}"
+
+
+def snapshot_name(lsn: int) -> str:
+    """File name of the snapshot that includes every record up to ``lsn``."""
+    return f"{lsn:016x}{SNAP_SUFFIX}"
+
+
+def parse_name(name: str, suffix: str) -> int | None:
+    """The LSN encoded in a segment or snapshot file name, or None if not one of ours."""
+    if len(name) != 16 + len(suffix) or not name.endswith(suffix):
+        return None
+    try:
+        return int(name[:16], 16)
+    except ValueError:
+        return None
+
+
+def encode_segment_header(first_lsn: int) -> bytes:
+    """The fixed header every WAL segment begins with."""
+    head = _segment_header.pack(SEGMENT_MAGIC, SEGMENT_VERSION, first_lsn, 0)[:-4]
+    return head + _u32.pack(crc32c.crc32c(head))
+
+
+def decode_segment_header(data: bytes | memoryview) -> int | None:
+    """The first LSN from a segment header, or None if the header is not intact."""
+    if len(data) < SEGMENT_HEADER_SIZE:
+        return None
+    magic, version, first_lsn, crc = _segment_header.unpack_from(data)
+    if magic != SEGMENT_MAGIC or version != SEGMENT_VERSION:
+        return None
+    if crc != crc32c.crc32c(bytes(data[: SEGMENT_HEADER_SIZE - 4])):
+        return None
+    return int(first_lsn)
+
+
+def encode_frame(first_lsn: int, records: list[Record]) -> bytes:
+    """One WAL frame holding a whole commit group."""
+    payload = msgpack.packb([first_lsn, records], use_bin_type=True)
+    length = _u32.pack(len(payload))
+    crc = crc32c.crc32c(payload, crc32c.crc32c(length))
+    return length + _u32.pack(crc) + payload
+
+
+class FrameDecodeError(ValueError):
+    """A frame's bytes are not a valid frame (reason in the message)."""
+
+
+def check_frame(buf: bytes | memoryview, offset: int) -> int:
+    """Length of the valid frame's payload at ``offset``; raises FrameDecodeError otherwise.
+
+    Only the framing (length and checksum) is checked here, not the payload's shape.
+    """
+    end = len(buf)
+    if end - offset < FRAME_HEADER_SIZE:
+        raise FrameDecodeError("short frame header")
+    length, crc = _frame_header.unpack_from(buf, offset)
+    if length == 0:
+        raise FrameDecodeError("zero length")
+    if length > MAX_FRAME_PAYLOAD:
+        raise FrameDecodeError("length out of range")
+    start = offset + FRAME_HEADER_SIZE
+    if start + length > end:
+        raise FrameDecodeError("frame runs past end of file")
+    actual = crc32c.crc32c(buf[start : start + length], crc32c.crc32c(buf[offset : offset + 4]))
+    if actual != crc:
+        raise FrameDecodeError("checksum mismatch")
+    return int(length)
+
+
+def decode_payload(payload: bytes | memoryview) -> tuple[int, list[Record]]:
+    """(first_lsn, records) from a frame payload whose checksum already verified."""
+    try:
+        obj: Any = msgpack.unpackb(payload, use_list=True, raw=False, strict_map_key=False)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+        raise FrameDecodeError(f"payload is not msgpack: {exc}") from exc
+    if (
+        not isinstance(obj, list)
+        or len(obj) != 2
+        or not isinstance(obj[0], int)
+        or not isinstance(obj[1], list)
+        or not obj[1]
+    ):
+        raise FrameDecodeError("payload has the wrong shape")
+    records: list[Record] = []
+    for rec in obj[1]:
+        if not isinstance(rec, list) or len(rec) != 3:
+            raise FrameDecodeError("record has the wrong shape")
+        op, key, value = rec
+        if op not in _OPS or not isinstance(key, bytes):
+            raise FrameDecodeError("record has an unknown op or a non-bytes key")
+        records.append((op, key, value))
+    return obj[0], records
+
+
+_OPS = frozenset(int(op) for op in Op)
+
+
+def encode_snapshot_header(lsn: int, count: int, body_len: int) -> bytes:
+    """The fixed header of a snapshot file."""
+    return _snapshot_header.pack(SNAPSHOT_MAGIC, SNAPSHOT_VERSION, 0, lsn, count, body_len)
+
+
+def decode_snapshot_header(data: bytes | memoryview) -> tuple[int, int, int] | None:
+    """(lsn, count, body_len) from a snapshot header, or None if it is not one."""
+    if len(data) < SNAPSHOT_HEADER_SIZE:
+        return None
+    magic, version, _reserved, lsn, count, body_len = _snapshot_header.unpack_from(data)
+    if magic != SNAPSHOT_MAGIC or version != SNAPSHOT_VERSION:
+        return None
+    return int(lsn), int(count), int(body_len)
+
+
+def pack_u32(value: int) -> bytes:
+    """Little-endian u32 (checksums and trailers)."""
+    return _u32.pack(value)
+
+
+def unpack_u32(data: bytes | memoryview, offset: int = 0) -> int:
+    """Little-endian u32 at ``offset``."""
+    return int(_u32.unpack_from(data, offset)[0])

@@ -1,0 +1,111 @@
+"""Reading WAL segments: frames in order, and where and why the readable part ends.
+
+A segment is read whole (segments are bounded by the rotation size). Frames come out
+of ``SegmentReader.frames()``; once it is exhausted, ``end`` says how the segment
+ended. Whether a damaged frame is a torn tail or corruption is not decided here:
+that depends on whether the segment is the newest one, which only recovery knows.
+``valid_frame_after`` answers the other half of the question: is there anything
+valid past the damage?
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
+
+from storage.format import (
+    FRAME_HEADER_SIZE,
+    FRAME_PAYLOAD_MARKER,
+    SEGMENT_HEADER_SIZE,
+    FrameDecodeError,
+    Record,
+    check_frame,
+    decode_payload,
+)
+
+
+class EndKind(Enum):
+    """How the readable part of a segment ends."""
+
+    CLEAN = "clean"
+    """The last frame ends exactly at end of file."""
+    ZERO_TAIL = "zero-tail"
+    """Only zeros follow the last frame (preallocated space, or zero-filled blocks)."""
+    DAMAGED = "damaged"
+    """Bytes follow the last frame that are not a valid frame."""
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """A frame that verified: where it is and what it holds."""
+
+    offset: int
+    end: int
+    first_lsn: int
+    records: list[Record]
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentEnd:
+    """Where the valid frames of a segment stop, and what follows them."""
+
+    offset: int
+    kind: EndKind
+    reason: str = ""
+
+
+class SegmentReader:
+    """Iterates the frames of one segment's bytes (header already checked)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self.end: SegmentEnd | None = None
+        """Set once ``frames()`` is exhausted."""
+
+    def frames(self) -> Iterator[Frame]:
+        """Every valid frame in order, stopping at the first that is not."""
+        data = self._data
+        view = memoryview(data)
+        size = len(data)
+        offset = SEGMENT_HEADER_SIZE
+        while offset < size:
+            try:
+                length = check_frame(view, offset)
+                start = offset + FRAME_HEADER_SIZE
+                first_lsn, records = decode_payload(view[start : start + length])
+            except FrameDecodeError as exc:
+                self.end = _classify_tail(data, offset, str(exc))
+                return
+            end = start + length
+            yield Frame(offset, end, first_lsn, records)
+            offset = end
+        self.end = SegmentEnd(offset, EndKind.CLEAN)
+
+
+def _classify_tail(data: bytes, offset: int, reason: str) -> SegmentEnd:
+    if data.count(0, offset) == len(data) - offset:
+        return SegmentEnd(offset, EndKind.ZERO_TAIL, "zero fill")
+    return SegmentEnd(offset, EndKind.DAMAGED, reason)
+
+
+def valid_frame_after(data: bytes, offset: int) -> int | None:
+    """Offset of the first verifying frame that starts after ``offset``, if any.
+
+    Candidates are found by the payload's constant first byte, so scanning a large
+    damaged region costs a ``bytes.find`` per candidate, not a checksum per byte.
+    """
+    view = memoryview(data)
+    pos = offset + 1 + FRAME_HEADER_SIZE
+    while True:
+        pos = data.find(FRAME_PAYLOAD_MARKER, pos)
+        if pos < 0:
+            return None
+        start = pos - FRAME_HEADER_SIZE
+        try:
+            length = check_frame(view, start)
+            decode_payload(view[pos : pos + length])
+        except FrameDecodeError:
+            pos += 1
+            continue
+        return start
