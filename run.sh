@@ -6,6 +6,6 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=tools/bootstrap.sh
 . "$root/tools/bootstrap.sh"
 walkv_bootstrap "$root" "" || exit 1
-# Bytecode caches go inside .venv, not next to the sources.
-export PYTHONPYCACHEPREFIX="$root/.venv/pycache"
+# The server writes nothing outside its working directory (bytecode is compiled at setup).
+export PYTHONDONTWRITEBYTECODE=1
 exec "$root/.venv/bin/python" -m server "$@"

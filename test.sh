@@ -6,7 +6,6 @@ cd "$root"
 # shellcheck source=tools/bootstrap.sh
 . "$root/tools/bootstrap.sh"
 walkv_bootstrap "$root" "test" || exit 1
-export PYTHONPYCACHEPREFIX="$root/.venv/pycache"
 py="$root/.venv/bin/python"
 
 echo "== ruff"

@@ -1,0 +1,270 @@
+"""One HTTP connection: bytes from the socket to commands, answers back in order.
+
+Requests on a connection are answered strictly in the order they arrived (HTTP/1.1
+pipelining). Writes complete asynchronously, when their commit group is durable, so
+every request that cannot be answered at once takes a *slot* in the connection's
+queue, and ``_flush`` writes answers from the head of the queue as they become ready.
+
+Reads are answered at once when nothing is queued ahead of them. Behind a pending
+write on the same connection, a read waits in the queue and is evaluated only when it
+reaches the head, so a client that pipelines PUT then GET reads its own write.
+
+Caps (STYLE.md practice 12): header and body sizes are enforced by the parser; at most
+``MAX_QUEUED`` answers may be outstanding before reading pauses; reading also pauses
+while the transport's write buffer is above its high-water mark (the peer is not
+reading), and resumes when it drains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING, cast
+
+from server.commands import KEY_NOT_FOUND, Clear, Delete, Get, Put, Reply
+from server.http import (
+    CONTINUE_RESPONSE,
+    TEXT_PLAIN,
+    ContinueExpected,
+    ProtocolError,
+    Request,
+    RequestParser,
+    encode_response,
+    error_response,
+    ok_empty,
+    ok_value_head,
+)
+from server.router import route
+from storage import EngineClosedError, EngineFailedError, Op, Outcome
+
+if TYPE_CHECKING:
+    from server.app import ServerState
+
+MAX_QUEUED = 1024
+"""Answers a connection may have outstanding before the server stops reading from it."""
+_LARGE_VALUE = 64 * 1024
+"""Values at least this big are written after their head instead of copied into it."""
+
+_UNAVAILABLE = (
+    encode_response(503, b"storage unavailable\n", content_type=TEXT_PLAIN, keep_alive=False),
+    encode_response(503, b"storage unavailable\n", content_type=TEXT_PLAIN),
+)
+_NO_SPACE = (
+    encode_response(507, b"insufficient storage\n", content_type=TEXT_PLAIN, keep_alive=False),
+    encode_response(507, b"insufficient storage\n", content_type=TEXT_PLAIN),
+)
+_SHUTTING_DOWN = encode_response(503, b"server is shutting down\n", content_type=TEXT_PLAIN,
+                                 keep_alive=False)
+TOO_MANY_CONNECTIONS = encode_response(503, b"too many connections\n", content_type=TEXT_PLAIN,
+                                       keep_alive=False)
+
+
+class Slot:
+    """A place in a connection's answer queue.
+
+    ``data`` is the answer once known. A deferred read has ``key`` set instead and is
+    answered when it reaches the head of the queue. A write's slot is the waiter the
+    storage engine hands back when its group commits.
+    """
+
+    __slots__ = ("conn", "data", "keep_alive", "key")
+
+    def __init__(self, conn: HttpConnection, keep_alive: bool, data: bytes | None = None,
+                 key: bytes | None = None) -> None:
+        self.conn = conn
+        self.keep_alive = keep_alive
+        self.data = data
+        self.key = key
+
+
+def complete_group(slots: list[Slot], outcome: Outcome) -> None:
+    """Answer every write of one commit group (runs on the event loop)."""
+    if outcome is Outcome.OK:
+        for slot in slots:
+            slot.data = ok_empty(slot.keep_alive)
+    else:
+        answers = _NO_SPACE if outcome is Outcome.NO_SPACE else _UNAVAILABLE
+        for slot in slots:
+            slot.data = answers[slot.keep_alive]
+    for slot in slots:
+        slot.conn.flush()
+
+
+class HttpConnection(asyncio.Protocol):
+    """asyncio protocol for one client connection (see the module docstring)."""
+
+    __slots__ = ("_eof", "_idle", "_last_active", "_parser", "_paused", "_peer_full",
+                 "_queue", "_state", "_transport")
+
+    def __init__(self, state: ServerState) -> None:
+        self._state = state
+        cfg = state.config
+        self._parser = RequestParser(max_header_bytes=cfg.max_header_bytes,
+                                     max_body_bytes=cfg.max_value_bytes)
+        self._transport: asyncio.Transport | None = None
+        self._queue: deque[Slot] = deque()
+        self._peer_full = False
+        self._paused = False
+        self._eof = False
+        self._last_active = 0.0
+        self._idle: asyncio.TimerHandle | None = None
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        transport = cast(asyncio.Transport, transport)
+        self._transport = transport
+        state = self._state
+        state.connections.add(self)
+        if len(state.connections) > state.max_connections:
+            transport.write(TOO_MANY_CONNECTIONS)
+            transport.close()
+            return
+        self._last_active = state.loop.time()
+        self._idle = state.loop.call_later(state.config.idle_timeout, self._check_idle)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        self._queue.clear()
+        if self._idle is not None:
+            self._idle.cancel()
+        self._state.connection_closed(self)
+
+    def data_received(self, data: bytes) -> None:
+        self._last_active = self._state.loop.time()
+        for event in self._parser.feed(data):
+            kind = type(event)
+            if kind is Request:
+                self._on_request(event)  # type: ignore[arg-type]
+            elif kind is ContinueExpected:
+                self._answer(CONTINUE_RESPONSE, keep_alive=True)
+            else:
+                assert isinstance(event, ProtocolError)
+                self._answer(error_response(event), keep_alive=False)
+        if len(self._queue) >= MAX_QUEUED:
+            self._update_reading()
+
+    def eof_received(self) -> bool | None:
+        # The client finished sending (half-close): answer what is queued, then close.
+        if not self._queue:
+            return None  # asyncio closes the transport
+        self._eof = True
+        return True
+
+    def pause_writing(self) -> None:
+        self._peer_full = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._peer_full = False
+        self._update_reading()
+
+    # -- requests -----------------------------------------------------------------------
+    def _on_request(self, req: Request) -> None:
+        cmd = route(req)
+        keep_alive = req.keep_alive and not self._state.shutting_down
+        kind = type(cmd)
+        if kind is Get:
+            key = cmd.key  # type: ignore[union-attr]
+            if self._queue:
+                self._queue.append(Slot(self, keep_alive, key=key))
+            else:
+                self._write(self._read(key, keep_alive), keep_alive)
+        elif kind is Put:
+            self._submit(Op.PUT, cmd.key, cmd.value, keep_alive)  # type: ignore[union-attr]
+        elif kind is Delete:
+            self._submit(Op.DELETE, cmd.key, None, keep_alive)  # type: ignore[union-attr]
+        elif kind is Clear:
+            self._submit(Op.CLEAR, b"", None, keep_alive)
+        else:
+            assert isinstance(cmd, Reply)
+            self._answer(cmd.encode(keep_alive), keep_alive)
+
+    def _read(self, key: bytes, keep_alive: bool) -> bytes | tuple[bytes, bytes]:
+        value = self._state.table_get(key)
+        if value is None:
+            return KEY_NOT_FOUND.encode(keep_alive)
+        head = ok_value_head(len(value), keep_alive)
+        if len(value) >= _LARGE_VALUE:
+            return head, value
+        return head + value
+
+    def _submit(self, op: Op, key: bytes, value: bytes | None, keep_alive: bool) -> None:
+        slot = Slot(self, keep_alive)
+        try:
+            self._state.submit(op, key, value, slot)
+        except EngineFailedError:
+            slot.data = _UNAVAILABLE[keep_alive]
+        except EngineClosedError:
+            slot.data, slot.keep_alive = _SHUTTING_DOWN, False
+        self._queue.append(slot)
+        if slot.data is not None:
+            self.flush()
+
+    def _answer(self, data: bytes, keep_alive: bool) -> None:
+        """An answer known now: write it, or queue it behind earlier ones."""
+        if self._queue:
+            self._queue.append(Slot(self, keep_alive, data=data))
+        else:
+            self._write(data, keep_alive)
+
+    # -- writing answers ----------------------------------------------------------------
+    def flush(self) -> None:
+        """Write every ready answer at the head of the queue, in order."""
+        queue = self._queue
+        while queue:
+            slot = queue[0]
+            data: bytes | tuple[bytes, bytes] | None = slot.data
+            if data is None:
+                if slot.key is None:
+                    break  # a write still waiting for its commit group
+                data = self._read(slot.key, slot.keep_alive)
+            queue.popleft()
+            self._write(data, slot.keep_alive)
+        if self._paused and len(queue) < MAX_QUEUED // 2:
+            self._update_reading()
+
+    def _write(self, data: bytes | tuple[bytes, bytes], keep_alive: bool) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        if type(data) is tuple:
+            transport.write(data[0])
+            transport.write(data[1])
+        else:
+            transport.write(data)  # type: ignore[arg-type]
+        if not keep_alive:
+            self._queue.clear()
+            transport.close()
+        elif not self._queue and (self._eof or self._state.shutting_down):
+            transport.close()
+
+    def _update_reading(self) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        want_pause = self._peer_full or len(self._queue) >= MAX_QUEUED
+        if want_pause and not self._paused:
+            self._paused = True
+            transport.pause_reading()
+        elif not want_pause and self._paused:
+            self._paused = False
+            transport.resume_reading()
+
+    # -- idle and shutdown --------------------------------------------------------------
+    def _check_idle(self) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        loop = self._state.loop
+        timeout = self._state.config.idle_timeout
+        remaining = self._last_active + timeout - loop.time()
+        if self._queue or remaining > 0:
+            self._idle = loop.call_later(max(remaining, 1.0), self._check_idle)
+            return
+        transport.close()
+
+    def shutdown(self) -> None:
+        """Stop taking requests: close now if nothing is owed, else after the answers."""
+        if not self._queue and self._transport is not None:
+            self._transport.close()
