@@ -15,18 +15,22 @@ module adds the caps a client must not be able to exceed (STYLE.md practice 12):
   chunked body.
 - Header section (request line and headers): llhttp has no limit of its own and
   httptools buffers a header line until it ends, so the size is tracked two ways.
-  Inside the callbacks, `_head` is a lower bound of the section seen so far
-  (target, names, values, minimal framing); exceeding the cap aborts the parse at
-  once. At the end of every `feed` that stops inside a header section, `_head_upper`
-  is an upper bound that also covers a header line still being buffered by httptools:
-  all of the fed bytes when the section began in an earlier call, otherwise the bytes
-  after the section's start (`_head_start`, a lower bound of its offset built from the
-  byte counts of the earlier messages in the same call). So an oversized header
-  costs at most the cap plus one `feed` of memory, whether it arrives whole or in
-  pieces.
+  Inside the callbacks, `_head` counts the section seen so far (target, names,
+  values, and the framing bytes a well-formed client writes around them);
+  exceeding the cap aborts the parse at once. At the end of every `feed` that
+  stops inside a header section, `_head_upper` is an upper bound that also covers
+  a header line httptools is still buffering: all of the fed bytes when the section
+  began in an earlier call, otherwise the bytes after the section's start
+  (`_head_start`, a lower bound of its offset built from the byte counts of the
+  earlier messages in the same call). So an oversized header costs at most the cap
+  plus one `feed` of memory, whether it arrives whole or in pieces. (Bytes the
+  counts cannot see, such as chunk-size lines, only make the upper bound looser; a
+  legitimate client never comes near it.)
 
-Raising from a callback makes httptools stop and raise `HttpParserCallbackError`;
-the exception that says why is kept in `_error`, so the original is never needed.
+Raising `_Abort` from a callback makes httptools stop and raise
+`HttpParserCallbackError`; the `ProtocolError` that says why is kept in `_error`.
+Any other exception from a callback is a bug in this module and is re-raised, not
+turned into a 400.
 """
 
 from __future__ import annotations
@@ -170,7 +174,8 @@ class RequestParser:
         self._began_here = False
         try:
             self._parser.feed_data(data)
-        except (httptools.HttpParserError, httptools.HttpParserUpgrade):
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            _reraise_bug(exc)
             self._fail_parse()
         else:
             if self._in_head:
@@ -218,6 +223,7 @@ class RequestParser:
 
     def _on_url(self, part: bytes) -> None:
         self._url_parts.append(part)
+        self._seen += len(part)
         self._head += len(part)
         if self._head > self._max_head:
             self._abort(HEADER_TOO_LARGE)
@@ -276,6 +282,13 @@ class RequestParser:
         self._events.append(Request(self._method, self._target, body, keep_alive))
         if not keep_alive:
             self._done = True
+
+
+def _reraise_bug(exc: BaseException) -> None:
+    """httptools wraps whatever a callback raised; only `_Abort` is expected."""
+    cause = exc.__context__
+    if cause is not None and not isinstance(cause, _Abort):
+        raise cause
 
 
 def _content_length(value: bytes) -> int:
