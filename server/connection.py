@@ -6,8 +6,12 @@ every request that cannot be answered at once takes a *slot* in the connection's
 queue, and ``_flush`` writes answers from the head of the queue as they become ready.
 
 Reads are answered at once when nothing is queued ahead of them. Behind a pending
-write on the same connection, a read waits in the queue and is evaluated only when it
-reaches the head, so a client that pipelines PUT then GET reads its own write.
+write on the same connection, a read is *deferred*: it waits in the queue and is
+evaluated only when it reaches the head, so a client that pipelines PUT then GET reads
+its own write. Once anything is deferred, later writes are deferred too and submitted
+only when they reach the head; otherwise a later write could commit (in the same group
+as an earlier one) before the read between them is evaluated. Writes with nothing
+deferred ahead of them are submitted at once, so a pipeline of writes shares groups.
 
 Caps (STYLE.md practice 12): header and body sizes are enforced by the parser; at most
 ``MAX_QUEUED`` answers may be outstanding before reading pauses; reading also pauses
@@ -62,19 +66,22 @@ TOO_MANY_CONNECTIONS = encode_response(503, b"too many connections\n", content_t
 class Slot:
     """A place in a connection's answer queue.
 
-    ``data`` is the answer once known. A deferred read has ``key`` set instead and is
-    answered when it reaches the head of the queue. A write's slot is the waiter the
-    storage engine hands back when its group commits.
+    ``data`` is the answer once known. A deferred request has not been executed yet:
+    a read has ``key`` set, a write has ``write`` set, and either runs when it reaches
+    the head of the queue. A submitted write's slot is the waiter the storage engine
+    hands back when its group commits.
     """
 
-    __slots__ = ("conn", "data", "keep_alive", "key")
+    __slots__ = ("conn", "data", "keep_alive", "key", "write")
 
     def __init__(self, conn: HttpConnection, keep_alive: bool, data: bytes | None = None,
-                 key: bytes | None = None) -> None:
+                 key: bytes | None = None,
+                 write: tuple[Op, bytes, bytes | None] | None = None) -> None:
         self.conn = conn
         self.keep_alive = keep_alive
         self.data = data
         self.key = key
+        self.write = write
 
 
 def complete_group(slots: list[Slot], outcome: Outcome) -> None:
@@ -93,8 +100,8 @@ def complete_group(slots: list[Slot], outcome: Outcome) -> None:
 class HttpConnection(asyncio.Protocol):
     """asyncio protocol for one client connection (see the module docstring)."""
 
-    __slots__ = ("_eof", "_idle", "_last_active", "_parser", "_paused", "_peer_full",
-                 "_queue", "_state", "_transport")
+    __slots__ = ("_deferred", "_eof", "_idle", "_last_active", "_parser", "_paused",
+                 "_peer_full", "_queue", "_state", "_transport")
 
     def __init__(self, state: ServerState) -> None:
         self._state = state
@@ -103,6 +110,8 @@ class HttpConnection(asyncio.Protocol):
                                      max_body_bytes=cfg.max_value_bytes)
         self._transport: asyncio.Transport | None = None
         self._queue: deque[Slot] = deque()
+        self._deferred = 0
+        """Queued requests not executed yet (reads and writes waiting for the head)."""
         self._peer_full = False
         self._paused = False
         self._eof = False
@@ -126,6 +135,7 @@ class HttpConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
         self._queue.clear()
+        self._deferred = 0
         if self._idle is not None:
             self._idle.cancel()
         self._state.connection_closed(self)
@@ -167,18 +177,31 @@ class HttpConnection(asyncio.Protocol):
         if kind is Get:
             key = cmd.key  # type: ignore[union-attr]
             if self._queue:
-                self._queue.append(Slot(self, keep_alive, key=key))
+                self._defer(Slot(self, keep_alive, key=key))
             else:
                 self._write(self._read(key, keep_alive), keep_alive)
         elif kind is Put:
-            self._submit(Op.PUT, cmd.key, cmd.value, keep_alive)  # type: ignore[union-attr]
+            self._write_command(Op.PUT, cmd.key, cmd.value, keep_alive)  # type: ignore[union-attr]
         elif kind is Delete:
-            self._submit(Op.DELETE, cmd.key, None, keep_alive)  # type: ignore[union-attr]
+            self._write_command(Op.DELETE, cmd.key, None, keep_alive)  # type: ignore[union-attr]
         elif kind is Clear:
-            self._submit(Op.CLEAR, b"", None, keep_alive)
+            self._write_command(Op.CLEAR, b"", None, keep_alive)
         else:
             assert isinstance(cmd, Reply)
             self._answer(cmd.encode(keep_alive), keep_alive)
+
+    def _write_command(self, op: Op, key: bytes, value: bytes | None, keep_alive: bool) -> None:
+        if self._deferred:
+            self._defer(Slot(self, keep_alive, write=(op, key, value)))
+            return
+        slot = Slot(self, keep_alive)
+        self._queue.append(slot)
+        if not self._submit(slot, op, key, value) and slot is self._queue[0]:
+            self.flush()
+
+    def _defer(self, slot: Slot) -> None:
+        self._deferred += 1
+        self._queue.append(slot)
 
     def _read(self, key: bytes, keep_alive: bool) -> bytes | tuple[bytes, bytes]:
         value = self._state.table_get(key)
@@ -189,17 +212,17 @@ class HttpConnection(asyncio.Protocol):
             return head, value
         return head + value
 
-    def _submit(self, op: Op, key: bytes, value: bytes | None, keep_alive: bool) -> None:
-        slot = Slot(self, keep_alive)
+    def _submit(self, slot: Slot, op: Op, key: bytes, value: bytes | None) -> bool:
+        """Hand a queued write to the engine. False if it was refused (answered now)."""
         try:
             self._state.submit(op, key, value, slot)
         except EngineFailedError:
-            slot.data = _UNAVAILABLE[keep_alive]
+            slot.data = _UNAVAILABLE[slot.keep_alive]
         except EngineClosedError:
             slot.data, slot.keep_alive = _SHUTTING_DOWN, False
-        self._queue.append(slot)
-        if slot.data is not None:
-            self.flush()
+        else:
+            return True
+        return False
 
     def _answer(self, data: bytes, keep_alive: bool) -> None:
         """An answer known now: write it, or queue it behind earlier ones."""
@@ -216,9 +239,19 @@ class HttpConnection(asyncio.Protocol):
             slot = queue[0]
             data: bytes | tuple[bytes, bytes] | None = slot.data
             if data is None:
-                if slot.key is None:
+                if slot.key is not None:
+                    self._deferred -= 1
+                    data = self._read(slot.key, slot.keep_alive)
+                elif slot.write is not None:
+                    self._deferred -= 1
+                    op, key, value = slot.write
+                    slot.write = None
+                    if self._submit(slot, op, key, value):
+                        break  # answered when its group commits
+                    data = slot.data
+                    assert data is not None
+                else:
                     break  # a write still waiting for its commit group
-                data = self._read(slot.key, slot.keep_alive)
             queue.popleft()
             self._write(data, slot.keep_alive)
         if self._paused and len(queue) < MAX_QUEUED // 2:
@@ -235,6 +268,7 @@ class HttpConnection(asyncio.Protocol):
             transport.write(data)  # type: ignore[arg-type]
         if not keep_alive:
             self._queue.clear()
+            self._deferred = 0
             transport.close()
         elif not self._queue and (self._eof or self._state.shutting_down):
             transport.close()
