@@ -55,11 +55,12 @@ GroupSink = Callable[[list[Any], Outcome], None]
 
 
 class _Control:
-    __slots__ = ("done", "fn")
+    __slots__ = ("done", "error", "fn")
 
     def __init__(self, fn: Callable[[], None]) -> None:
         self.fn = fn
         self.done = threading.Event()
+        self.error: OSError | None = None
 
 
 class _Stop:
@@ -109,10 +110,15 @@ class Committer:
         self._queue.put(_Control(fn))
 
     def call(self, fn: Callable[[], None]) -> None:
-        """Run ``fn`` on the committer thread between groups and wait for it."""
+        """Run ``fn`` on the committer thread between groups and wait for it.
+
+        An OSError raised by ``fn`` is re-raised here, in the caller's thread.
+        """
         control = _Control(fn)
         self._queue.put(control)
         control.done.wait()
+        if control.error is not None:
+            raise control.error
 
     def stop(self) -> None:
         """Commit everything queued so far, then end the thread."""
@@ -152,6 +158,10 @@ class Committer:
     def _run_control(self, control: _Control) -> None:
         try:
             control.fn()
+        except OSError as exc:
+            # E.g. a snapshot that did not fit: that is the caller's failure, not the
+            # log's. Letting it escape would end this thread and hang every later write.
+            control.error = exc
         finally:
             control.done.set()
 

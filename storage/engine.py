@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import posixpath
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -75,6 +76,7 @@ class _CheckpointState:
     completed: int = 0
     failed: int = 0
     last_error: str = ""
+    last_start_pause: float = 0.0
 
 
 class Engine:
@@ -132,8 +134,13 @@ class Engine:
     def submit(self, op: Op, key: bytes, value: bytes | None, waiter: Any) -> None:
         """Queue a write. It becomes visible, and the sink hears of it, once durable.
 
-        Raises EngineFailedError after a log failure, EngineClosedError after close().
+        Raises EngineFailedError after a log failure, EngineClosedError after close(),
+        TypeError if ``key`` (or a PUT's ``value``) is not ``bytes``.
         """
+        # Checked here because the log would accept it, acknowledge it, and then
+        # recovery would reject the frame: one bad call must not poison the WAL.
+        if type(key) is not bytes or (op == Op.PUT and type(value) is not bytes):
+            raise TypeError("key must be bytes, and a PUT needs a bytes value")
         if self._closing:
             raise EngineClosedError("engine is closing")
         failed = self._committer.failed
@@ -193,10 +200,13 @@ class Engine:
         ckpt.running = True
         ckpt.idle.clear()
         ckpt.bytes_at_snapshot = self._log.bytes_written
-        log.info("checkpoint started at LSN %d (%d keys, %s)", lsn, len(self.table),
-                 self.options.checkpoint_mode.value)
+        started = time.perf_counter()
         start_checkpoint(self.options.checkpoint_mode, self._fs, self.root, lsn, self.table,
                          self._checkpoint_finished)
+        ckpt.last_start_pause = time.perf_counter() - started
+        log.info("checkpoint started at LSN %d (%d keys, %s; commits paused %.1f ms)", lsn,
+                 len(self.table), self.options.checkpoint_mode.value,
+                 ckpt.last_start_pause * 1000)
 
     def _checkpoint_finished(self, result: CheckpointResult) -> None:
         # Called on the reaper/writer thread: hand the bookkeeping to the committer.
@@ -294,6 +304,7 @@ class Engine:
             "checkpoint_running": ckpt.running,
             "checkpoints_completed": ckpt.completed,
             "checkpoints_failed": ckpt.failed,
+            "checkpoint_last_start_pause_seconds": ckpt.last_start_pause,
             "failed": self._committer.failed,
             "recovery": self.recovery_report.to_dict(),
         }

@@ -8,6 +8,7 @@ file I/O, so whatever the seam can simulate, the engine is tested against.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -198,12 +199,19 @@ def write_atomically(fs: FileSystem, path: str, chunks: list[bytes]) -> None:
         fs.unlink(tmp)
     handle = fs.create(tmp)
     try:
-        offset = 0
-        for chunk in chunks:
-            handle.write_at(offset, chunk)
-            offset += len(chunk)
-        handle.sync()
-    finally:
-        handle.close()
+        try:
+            offset = 0
+            for chunk in chunks:
+                handle.write_at(offset, chunk)
+                offset += len(chunk)
+            handle.sync()
+        finally:
+            handle.close()
+    except OSError:
+        # The partial file is useless and, when the disk is full, holds the space
+        # the WAL needs to accept writes again: remove it now, not at next start.
+        with contextlib.suppress(OSError):
+            fs.unlink(tmp)
+        raise
     fs.rename(tmp, path)
     fs.sync_dir(os.path.dirname(path) or ".")

@@ -8,8 +8,9 @@ state is: some snapshot (the table at LSN s) followed by every frame with LSNs a
 s, contiguous, up to the end of the newest segment.
 
 1. Leftover ``*.tmp`` files (a snapshot write cut short) are removed.
-2. Snapshots are tried newest first. One that fails any check is renamed
-   ``*.broken`` (kept, never deleted) and the previous one is tried. WAL segments are
+2. Snapshots are tried newest first. One that fails any check is skipped and the
+   previous one is tried; once recovery has succeeded, damaged ones are renamed
+   ``*.broken`` (kept, never deleted; a refusal leaves them in place). WAL segments are
    only deleted once a *later* snapshot covers them, so the previous snapshot plus a
    longer WAL still reaches the same state.
 3. Segments are replayed from the one holding LSN s+1. Every frame's checksum is
@@ -143,10 +144,14 @@ def recover(fs: FileSystem, root: str, mode: RecoveryMode = RecoveryMode.STRICT)
     _remove_temp_files(fs, (wal_dir, snap_dir), report)
 
     snapshots = _list(fs, snap_dir, SNAP_SUFFIX)
-    table, snap_lsn, snapshots = _load_newest_snapshot(fs, root, snapshots, report)
+    table, snap_lsn, snapshots, damaged = _load_newest_snapshot(fs, root, snapshots, report)
     segments = _list(fs, wal_dir, WAL_SUFFIX)
     replay = _Replay(fs, root, mode, report, table, snap_lsn)
     segments = replay.run(segments)
+    # Only now, with a state to start from: a refusal above must leave the snapshots
+    # where they were, or a retry would no longer know that they existed.
+    for path in damaged:
+        set_aside(fs, path)
 
     report.last_lsn = replay.last_lsn
     report.keys = len(table)
@@ -178,19 +183,22 @@ def _remove_temp_files(fs: FileSystem, dirs: tuple[str, ...], report: RecoveryRe
 
 def _load_newest_snapshot(
     fs: FileSystem, root: str, lsns: list[int], report: RecoveryReport
-) -> tuple[dict[bytes, bytes], int, list[int]]:
+) -> tuple[dict[bytes, bytes], int, list[int], list[str]]:
+    """(table, its LSN, snapshots kept, damaged snapshots to set aside once recovered)."""
+    damaged: list[str] = []
     for i in range(len(lsns) - 1, -1, -1):
         path = snapshot_path(root, lsns[i])
         try:
             table = read_snapshot(fs, path, lsns[i])
         except SnapshotDamagedError as exc:
-            aside = set_aside(fs, path)
+            damaged.append(path)
+            aside = _aside_name(fs, path)
             report.broken_snapshots.append(f"{path} ({exc}; renamed {posixpath.basename(aside)})")
             continue
         report.snapshot = path
         report.snapshot_lsn = lsns[i]
-        return table, lsns[i], lsns[: i + 1]
-    return {}, 0, []
+        return table, lsns[i], lsns[: i + 1], damaged
+    return {}, 0, [], damaged
 
 
 class _Replay:
