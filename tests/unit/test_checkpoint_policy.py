@@ -1,0 +1,80 @@
+"""When to checkpoint (a pure policy), and a real forked checkpoint that recovery uses."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from storage import CheckpointMode, CheckpointPolicy, Engine, Op, Outcome
+from storage.fs import OsFileSystem
+from storage.snapshot import read_snapshot
+from tests.unit.storage_util import Write, opened, options, snap_dir, states_of
+
+# (threshold in WAL bytes, WAL bytes since the last snapshot, checkpoint running, due?)
+CASES = [
+    (0, 0, False, False),  # 0 disables automatic checkpoints...
+    (0, 10**12, False, False),  # ...however much WAL there is
+    (1, 0, False, False),
+    (1, 1, False, True),
+    (4096, 0, False, False),
+    (4096, 4095, False, False),
+    (4096, 4096, False, True),  # the threshold itself is enough
+    (4096, 4097, False, True),
+    (4096, 10**12, False, True),
+    (4096, 4096, True, False),  # never two at once
+    (4096, 10**12, True, False),
+    (4096, -100, False, False),  # after recovery the counter may start below zero
+]
+
+
+@pytest.mark.parametrize(("threshold", "since", "running", "due"), CASES)
+def test_checkpoint_policy_table(threshold: int, since: int, running: bool, due: bool) -> None:
+    assert CheckpointPolicy(threshold).due(since, running) is due
+
+
+def test_checkpoint_policy_is_pure() -> None:
+    policy = CheckpointPolicy(100)
+    answers = [policy.due(150, False) for _ in range(3)] + [policy.due(150, True)]
+    assert answers == [True, True, True, False]
+    assert policy == CheckpointPolicy(100)
+
+
+def test_fork_checkpoint_snapshot_is_used_by_recovery(tmp_path: Path) -> None:
+    root = str(tmp_path / "db")
+    writes: list[Write] = []
+    for i in range(120):
+        if i % 9 == 8:
+            writes.append((Op.DELETE, b"key%02d" % (i % 17), None))
+        else:
+            writes.append((Op.PUT, b"key%02d" % (i % 23), (b"%03d" % i) * 40))
+    states = states_of(writes)
+    opts = options(segment_bytes=4096, checkpoint_bytes=2048)
+    assert opts.checkpoint_mode is CheckpointMode.FORK
+
+    engine = Engine.open(root, opts)
+    try:
+        assert engine.options.checkpoint_mode is CheckpointMode.FORK
+        for op, key, value in writes:
+            assert engine.write(op, key, value) is Outcome.OK
+    finally:
+        engine.close()  # waits for a running checkpoint; writes none of its own
+    stats = engine.stats()
+    assert stats["checkpoints_completed"] >= 1
+    assert stats["checkpoints_failed"] == 0
+
+    snaps = sorted(n for n in os.listdir(snap_dir(root)) if n.endswith(".snap"))
+    assert snaps and not any(n.endswith(".tmp") for n in os.listdir(snap_dir(root)))
+    for name in snaps:
+        # Each child wrote the copy-on-write image of exactly one LSN.
+        lsn = int(name[:16], 16)
+        assert read_snapshot(OsFileSystem(), os.path.join(snap_dir(root), name), lsn) == states[lsn]
+
+    with opened(root, opts) as again:
+        report = again.recovery_report
+        newest = int(snaps[-1][:16], 16)
+        assert report.snapshot == os.path.join(snap_dir(root), snaps[-1])
+        assert report.snapshot_lsn == newest
+        assert report.records_replayed == len(writes) - newest
+        assert again.table == states[-1]
