@@ -204,4 +204,4 @@ class Committer:
         """Enter the failed state for good (committer thread only)."""
         if self.failed is None:
             self.failed = why
-            self._log.abandon()
+            self._log.abandon_after_failure()

@@ -258,8 +258,9 @@ class Engine:
             return
         if not self._rotate():
             return
-        self._ckpt.bytes_at_snapshot = self._log.bytes_written
+        covered = self._log.bytes_written
         write_snapshot(self._fs, self.root, lsn, self.table)
+        self._ckpt.bytes_at_snapshot = covered
         self._ckpt.completed += 1
         log.info("checkpoint at LSN %d written (%d keys)", lsn, len(self.table))
         self._retire(lsn)

@@ -38,9 +38,11 @@ class Log:
         Raises NoSpaceError when the frame did not fit (the log is unchanged) and
         OSError for anything else, after which the log must not be used again.
         """
-        self._writer.append(frame)
+        writer = self._writer
+        writer.append(frame)
         if self._fsync:
-            self._writer.sync()
+            writer.sync()
+        writer.good_offset = writer.offset
         self.bytes_written += len(frame)
 
     def wants_rotation(self) -> bool:
@@ -71,6 +73,12 @@ class Log:
         """Trim and close the current segment (its frames are already durable)."""
         self._writer.finish()
 
-    def abandon(self) -> None:
-        """Close after a failure without touching the file."""
+    def abandon_after_failure(self) -> None:
+        """Stop using the log after a write or fsync error.
+
+        The failed group's frame may still sit in the page cache; cutting it back
+        (best effort, never followed by another fsync) keeps a write that was answered
+        503 from reappearing after a restart without power loss.
+        """
+        self._writer.cut_unsynced()
         self._writer.abandon()

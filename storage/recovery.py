@@ -252,12 +252,20 @@ class _Replay:
                 f"LSN {self.snap_lsn}: a segment is missing")
 
     def _check_nothing_missing(self, first_segment: int | None) -> None:
-        # Snapshots existed, none was usable, and the WAL does not reach back to LSN 1:
-        # there is no valid prefix to rebuild, in any mode.
-        if self.snap_lsn == 0 and self.report.broken_snapshots and first_segment != 1:
-            where = self.path(first_segment) if first_segment is not None else self.wal_dir
-            raise CorruptionError(where, 0, "every snapshot is damaged and the WAL does not "
-                                  "reach back to LSN 1; refusing to start with partial data")
+        # No usable snapshot, and the WAL does not reach back to LSN 1 (or snapshots
+        # existed and there is no WAL at all): there is no valid prefix to rebuild from,
+        # so even point-in-time mode refuses rather than start with an empty store.
+        if self.snap_lsn != 0:
+            return
+        if first_segment is None and not self.report.broken_snapshots:
+            return  # a new, empty store
+        if first_segment == 1:
+            return
+        where = self.path(first_segment) if first_segment is not None else self.wal_dir
+        damaged = "every snapshot is damaged and " if self.report.broken_snapshots else (
+            "no snapshot covers the history before it and ")
+        raise CorruptionError(where, 0, f"{damaged}the WAL does not reach back to LSN 1; "
+                              "refusing to start with partial data")
 
     def _replay_segment(self, first: int, newest: bool) -> _Damage | None:
         """Replays one segment; returns where damage begins, if it does."""

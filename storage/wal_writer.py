@@ -36,6 +36,8 @@ class SegmentWriter:
         self._handle = handle
         self.offset = offset
         """End of the last frame written; the next frame goes here."""
+        self.good_offset = offset
+        """End of the last frame the caller saw written and synced."""
         self._allocated = offset
         self._step = step
 
@@ -92,6 +94,11 @@ class SegmentWriter:
                 self._handle.sync()
         finally:
             self._handle.close()
+
+    def cut_unsynced(self) -> None:
+        """Best effort: truncate to the end of the last frame that was synced."""
+        with contextlib.suppress(OSError):
+            self._handle.truncate(self.good_offset)
 
     def abandon(self) -> None:
         """Close without touching the file (after a failure)."""

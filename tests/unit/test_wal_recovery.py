@@ -474,6 +474,24 @@ def test_point_in_time_stops_at_missing_segment(multi: History, tmp_path: Path) 
         assert os.path.exists(seg(root, later) + ".broken")
 
 
+@pytest.mark.parametrize("mode", list(RecoveryMode))
+def test_wal_not_reaching_lsn_1_without_snapshot_refuses_in_every_mode(
+    multi: History, tmp_path: Path, mode: RecoveryMode
+) -> None:
+    # With no snapshot, the first segment is the base of the whole history: without
+    # it no valid prefix exists, and starting empty would silently lose everything.
+    root = multi.copy(str(tmp_path / "db"))
+    os.unlink(seg(root, multi.segments[0]))
+    before = tree_bytes(root)
+
+    with pytest.raises(CorruptionError) as info:
+        Engine.open(root, options(segment_bytes=4096, recovery_mode=mode))
+    assert info.value.path == seg(root, multi.segments[1])
+    assert info.value.offset == 0
+    assert "does not reach back to LSN 1" in info.value.reason
+    assert tree_bytes(root) == before
+
+
 # -- scanning random tails ---------------------------------------------------------------
 
 _FRAMES = [encode_frame(i + 1, [(int(Op.PUT), b"k%d" % i, b"value %d" % i)]) for i in range(5)]
