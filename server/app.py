@@ -78,16 +78,20 @@ def configure_logging(level: str) -> None:
     )
 
 
-def open_engine(config: Config, loop: asyncio.AbstractEventLoop) -> Engine:
-    """Lock and recover the working directory; commit groups are answered on ``loop``."""
+def loop_sink(loop: asyncio.AbstractEventLoop) -> Callable[[list[Slot], Outcome], None]:
+    """The engine's group sink: one hand-off to ``loop`` per commit group, not per write."""
     call_soon = loop.call_soon_threadsafe
 
     def sink(slots: list[Slot], outcome: Outcome) -> None:
-        # One hand-off to the event loop per commit group, not per write.
         call_soon(complete_group, slots, outcome)
 
+    return sink
+
+
+def open_engine(config: Config, loop: asyncio.AbstractEventLoop) -> Engine:
+    """Lock and recover the working directory; commit groups are answered on ``loop``."""
     try:
-        return Engine.open(config.working_dir, config.engine_options(), sink=sink)
+        return Engine.open(config.working_dir, config.engine_options(), sink=loop_sink(loop))
     except LockHeldError as exc:
         raise StartupError(
             f"working directory {config.working_dir} is in use: {exc.path} is locked by "
@@ -119,15 +123,17 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def serve(config: Config, engine: Engine, sock: socket.socket) -> None:
-    """Listen, serve until SIGTERM/SIGINT, then drain connections."""
+async def serve(config: Config, engine: Engine, sock: socket.socket,
+                stop: asyncio.Event | None = None) -> None:
+    """Listen, serve until SIGTERM/SIGINT (or ``stop`` is set), then drain connections."""
     loop = asyncio.get_running_loop()
     fd_limit = raise_fd_limit()
     max_conn = config.max_connections or max(64, fd_limit - _FD_RESERVE)
     state = ServerState(config, engine, loop, max_conn)
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    if stop is None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
 
     server = await loop.create_server(lambda: HttpConnection(state), sock=sock,
                                       backlog=config.backlog)
