@@ -147,12 +147,23 @@ async def test_500_sequential_1kb_puts_survive_sigkill(server: ServerProcess) ->
     await assert_state(server, expected)
 
 
+# Small segments and checkpoint intervals put rotations and forked checkpoints (and
+# their WAL deletions) inside the kill window, not only plain commits.
+SIZES = {
+    "default-sizes": [],
+    "small-segments-frequent-checkpoints": ["--segment-bytes=64K", "--checkpoint-bytes=256K"],
+}
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(180)
+@pytest.mark.parametrize("flags", list(SIZES.values()), ids=list(SIZES))
 async def test_concurrent_random_writes_killed_mid_flight_match_the_oracle(
-    server: ServerProcess,
+    make_server: ServerFactory, flags: list[str]
 ) -> None:
     """32 keep-alive clients, 200 shared keys, PUT/overwrite/DELETE; 3 kill cycles."""
+    server = make_server(extra_args=flags)
+    await asyncio.to_thread(server.start)
     keys = [b"oracle:%03d/" % i + "ключ".encode() for i in range(200)]
     oracle = Oracle()
     for cycle in range(3):
@@ -183,6 +194,9 @@ async def test_concurrent_random_writes_killed_mid_flight_match_the_oracle(
         report = oracle.check(recovered)
         assert report.ok, f"cycle {cycle}, {in_flight} in flight at kill: {report.summary()}"
         oracle = oracle.next_round(recovered)
+    if flags:
+        # The last restart recovered from a snapshot a checkpoint wrote during the test.
+        assert "recovery: snapshot " in server.stderr_text()
 
 
 @pytest.mark.slow
