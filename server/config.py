@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
-from typing import NoReturn
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any, NoReturn
 
 from storage import CheckpointMode, EngineOptions, RecoveryMode
 
@@ -83,24 +84,25 @@ def _size(text: str) -> int:
     return value
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port out of range: {value}")
-    return value
+def _number(kind: type[int] | type[float], low: float, high: float | None = None,
+            what: str = "number") -> Callable[[str], Any]:
+    """An argparse type: ``kind`` parsed from text, within [low, high]."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a {what}: {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bounds = f"{low:g}..{high:g}" if high is not None else f">= {low:g}"
+            raise argparse.ArgumentTypeError(f"{what} out of range ({bounds}): {text!r}")
+        return value
+
+    return parse
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
-    return value
+_port = _number(int, 0, 65535, "port number")
+_seconds = _number(float, 0.001, None, "number of seconds")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,12 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
       help="largest value accepted; bigger PUTs get 413 (default 64M)")
     a("--max-header-bytes", type=_size, default=d.max_header_bytes,
       help="largest request header section; bigger gets 431 (default 64K)")
-    a("--idle-timeout", type=_positive, default=d.idle_timeout,
+    a("--idle-timeout", type=_seconds, default=d.idle_timeout,
       help=f"seconds before an idle keep-alive connection is closed (default {d.idle_timeout:g})")
-    a("--max-connections", type=int, default=d.max_connections,
+    a("--max-connections", type=_number(int, 0, None, "count"), default=d.max_connections,
       help="open connections allowed at once (default: from the fd limit)")
-    a("--backlog", type=int, default=d.backlog, help=f"listen backlog (default {d.backlog})")
-    a("--shutdown-timeout", type=_positive, default=d.shutdown_timeout,
+    a("--backlog", type=_number(int, 1, None, "count"), default=d.backlog,
+      help=f"listen backlog (default {d.backlog})")
+    a("--shutdown-timeout", type=_seconds, default=d.shutdown_timeout,
       help="seconds to finish received requests on SIGTERM/SIGINT (default 15)")
     a("--segment-bytes", type=_size, default=d.segment_bytes,
       help="WAL segment size before rotation (default 64M)")
@@ -129,9 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
       help="WAL bytes between snapshots; 0 = only at shutdown (default 64M)")
     a("--group-max-bytes", type=_size, default=d.group_max_bytes,
       help="cap on key+value bytes in one commit group (default 4M)")
-    a("--checkpoint-mode", choices=[m.value for m in CheckpointMode],
-      default=d.checkpoint_mode.value, help="write snapshots from a forked child or a thread")
-    a("--recovery", choices=[m.value for m in RecoveryMode], default=d.recovery.value,
+    a("--checkpoint-mode", type=CheckpointMode, choices=list(CheckpointMode),
+      metavar="{fork,thread}", default=d.checkpoint_mode,
+      help="write snapshots from a forked child or a thread")
+    a("--recovery", type=RecoveryMode, choices=list(RecoveryMode),
+      metavar="{strict,point-in-time}", default=d.recovery,
       help="strict (default) refuses to start on damage before the log tail; point-in-time "
            "keeps the longest valid prefix and sets the rest aside")
     a("--unsafe-no-fsync", action="store_true",
@@ -145,21 +150,4 @@ def parse_args(argv: list[str]) -> Config:
     ns = build_parser().parse_args(argv)
     if ns.group_max_bytes <= 0 or ns.segment_bytes < 4096:
         build_parser().error("--group-max-bytes must be > 0 and --segment-bytes >= 4096")
-    return Config(
-        host=ns.host,
-        port=ns.port,
-        working_dir=ns.working_dir,
-        max_value_bytes=ns.max_value_bytes,
-        max_header_bytes=ns.max_header_bytes,
-        idle_timeout=ns.idle_timeout,
-        max_connections=ns.max_connections,
-        backlog=ns.backlog,
-        shutdown_timeout=ns.shutdown_timeout,
-        segment_bytes=ns.segment_bytes,
-        checkpoint_bytes=ns.checkpoint_bytes,
-        group_max_bytes=ns.group_max_bytes,
-        checkpoint_mode=CheckpointMode(ns.checkpoint_mode),
-        recovery=RecoveryMode(ns.recovery),
-        unsafe_no_fsync=ns.unsafe_no_fsync,
-        log_level=ns.log_level,
-    )
+    return Config(**{f.name: getattr(ns, f.name) for f in fields(Config)})
