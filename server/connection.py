@@ -14,9 +14,10 @@ as an earlier one) before the read between them is evaluated. Writes with nothin
 deferred ahead of them are submitted at once, so a pipeline of writes shares groups.
 
 Caps (STYLE.md practice 12): header and body sizes are enforced by the parser; at most
-``MAX_QUEUED`` answers may be outstanding before reading pauses; reading also pauses
-while the transport's write buffer is above its high-water mark (the peer is not
-reading), and resumes when it drains.
+``MAX_QUEUED`` answers may be outstanding before reading pauses; while the transport's
+write buffer is above its high-water mark (the peer is not reading), reading pauses,
+reads already received are deferred instead of evaluated, and the queue is not
+flushed, so output stays bounded; all of it resumes when the buffer drains.
 """
 
 from __future__ import annotations
@@ -167,6 +168,7 @@ class HttpConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._peer_full = False
+        self.flush()
         self._update_reading()
 
     # -- requests -----------------------------------------------------------------------
@@ -176,7 +178,7 @@ class HttpConnection(asyncio.Protocol):
         kind = type(cmd)
         if kind is Get:
             key = cmd.key  # type: ignore[union-attr]
-            if self._queue:
+            if self._queue or self._peer_full:
                 self._defer(Slot(self, keep_alive, key=key))
             else:
                 self._write(self._read(key, keep_alive), keep_alive)
@@ -235,7 +237,9 @@ class HttpConnection(asyncio.Protocol):
     def flush(self) -> None:
         """Write every ready answer at the head of the queue, in order."""
         queue = self._queue
-        while queue:
+        # While the peer is not reading, answers wait unevaluated in the queue; otherwise
+        # one received chunk of pipelined GETs could produce gigabytes of output.
+        while queue and not self._peer_full:
             slot = queue[0]
             data: bytes | tuple[bytes, bytes] | None = slot.data
             if data is None:
