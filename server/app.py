@@ -10,19 +10,27 @@ commits what is queued, writes a snapshot and releases the lock.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import resource
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable
+from importlib import metadata
 from typing import Any
 
 import uvloop
 
+from server.commands import Introspect, Reply
 from server.config import Config, parse_args
 from server.connection import HttpConnection, Slot, complete_group
 from server.errors import StartupError
+from server.http import encode_response
+from server.metrics import Introspection, RequestCounters
+from server.router import Routed
 from storage import CorruptionError, Engine, LockHeldError, Op, Outcome, RecoveryMode
 
 log = logging.getLogger("walkv.server")
@@ -44,6 +52,24 @@ class ServerState:
         self.connections: set[HttpConnection] = set()
         self.shutting_down = False
         self.all_closed = asyncio.Event()
+        self.started_at = time.monotonic()
+        # Request accounting (server/metrics.py): the hot path only bumps these two.
+        self.get_hits = 0
+        self.get_misses = 0
+        self.counters = RequestCounters()
+        self.introspection = Introspection(self, engine)
+
+    def reply(self, method: bytes, cmd: Routed, keep_alive: bool) -> bytes:
+        """The whole answer to a request the store is not involved in (counted)."""
+        if isinstance(cmd, Introspect):
+            status, body, content_type = self.introspection.answer(cmd.endpoint)
+            self.counters.count(method, status)
+            # Not Reply.encode: its cache is for the fixed replies, these bodies change.
+            return encode_response(status, body, content_type=content_type,
+                                   keep_alive=keep_alive)
+        assert isinstance(cmd, Reply)
+        self.counters.count(method, cmd.status)
+        return cmd.encode(keep_alive)
 
     def connection_closed(self, conn: HttpConnection) -> None:
         """Bookkeeping when a connection ends (wakes shutdown once all are gone)."""
@@ -69,13 +95,42 @@ def raise_fd_limit() -> int:
     return soft
 
 
-def configure_logging(level: str) -> None:
-    """One line per event on stderr."""
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s walkv %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and the record's
+    ``fields`` (passed as ``extra={"fields": {...}}``, e.g. the recovery report)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        obj: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            obj.update(fields)
+        if record.exc_info:
+            obj["exception"] = self.formatException(record.exc_info)
+        return json.dumps(obj, default=str)
+
+
+def configure_logging(level: str, fmt: str = "text") -> None:
+    """One line per event on stderr: text, or one JSON object per line (``fmt="json"``)."""
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s walkv %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(getattr(logging, level.upper()))
+
+
+def _version() -> str:
+    try:
+        return metadata.version("walkv")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def loop_sink(loop: asyncio.AbstractEventLoop) -> Callable[[list[Slot], Outcome], None]:
@@ -138,11 +193,12 @@ async def serve(config: Config, engine: Engine, sock: socket.socket,
     server = await loop.create_server(lambda: HttpConnection(state), sock=sock,
                                       backlog=config.backlog)
     host, port = sock.getsockname()[:2]
-    log.info("listening on http://%s:%d (max %d connections)", host, port, max_conn)
+    log.info("listening on http://%s:%d (max %d connections)", host, port, max_conn,
+             extra={"fields": {"event": "listening"}})
     await stop.wait()
 
     log.info("shutting down: no new connections, finishing %d open ones",
-             len(state.connections))
+             len(state.connections), extra={"fields": {"event": "shutdown"}})
     server.close()
     state.shutting_down = True
     for conn in list(state.connections):
@@ -160,14 +216,18 @@ async def serve(config: Config, engine: Engine, sock: socket.socket,
 
 def run(config: Config) -> int:
     """Start the server with ``config``; returns the process exit status."""
-    configure_logging(config.log_level)
+    configure_logging(config.log_level, config.log_format)
+    log.info("walkv %s starting (pid %d, working directory %s)", _version(), os.getpid(),
+             os.path.abspath(config.working_dir), extra={"fields": {"event": "start"}})
     if config.unsafe_no_fsync:
         log.warning("UNSAFE: --unsafe-no-fsync is set; acknowledged writes can be lost")
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
         engine = open_engine(config, loop)
-        log.info("%s", engine.recovery_report.line())
+        report = engine.recovery_report
+        log.info("%s", report.line(),
+                 extra={"fields": {"event": "recovery", "recovery": report.to_dict()}})
         try:
             sock = bind_socket(config.host, config.port)
         except StartupError:
@@ -176,7 +236,7 @@ def run(config: Config) -> int:
         loop.run_until_complete(serve(config, engine, sock))
     finally:
         loop.close()
-    log.info("stopped cleanly")
+    log.info("stopped cleanly", extra={"fields": {"event": "stopped"}})
     return 0
 
 

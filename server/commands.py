@@ -2,7 +2,9 @@
 
 The router turns a `Request` into one `Command`, or into a `Reply` when the request
 can be answered without touching the store (every error in CONTRACT.md section 2
-that the router can see). Code downstream dispatches on the class, never on strings.
+that the router can see), or into an `Introspect` when it asks about the server
+itself (`/metrics`, `/stats`, `/healthz`). Code downstream dispatches on the class,
+never on strings.
 
 `Get`, `Put` and `Delete` are built once per request, so they are plain slots
 dataclasses (frozen ones cost twice as much to construct); treat them as immutable.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from enum import Enum
 from typing import Final, TypeAlias
 
 from server.http import TEXT_PLAIN, Headers, encode_response
@@ -45,6 +48,24 @@ class Clear:
 
 
 Command: TypeAlias = Get | Put | Delete | Clear
+
+
+class Endpoint(Enum):
+    """The introspection paths (outside `/kv/` and `/clear`)."""
+
+    METRICS = b"/metrics"
+    """Prometheus text exposition of the server's and the engine's counters."""
+    STATS = b"/stats"
+    """The same counters as JSON, plus the last recovery report."""
+    HEALTHZ = b"/healthz"
+    """200 while writes can succeed, else 503 with the reason."""
+
+
+@dataclass(slots=True, frozen=True)
+class Introspect:
+    """Report on the server itself; answered from live counters, never cached."""
+
+    endpoint: Endpoint
 
 
 @dataclass(slots=True, frozen=True)
@@ -84,3 +105,8 @@ KV_METHOD_NOT_ALLOWED: Final = Reply(
 CLEAR_METHOD_NOT_ALLOWED: Final = Reply(
     405, b"method not allowed\n", headers=((b"Allow", b"DELETE"),)
 )
+INTROSPECT_METHOD_NOT_ALLOWED: Final = Reply(
+    405, b"method not allowed\n", headers=((b"Allow", b"GET"),)
+)
+INTROSPECTION: Final = {e.value: Introspect(e) for e in Endpoint}
+"""The command for each introspection path."""

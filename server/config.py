@@ -51,6 +51,8 @@ class Config:
     """UNSAFE, for benchmarks only: acknowledge writes without fsync."""
     log_level: str = "info"
     """debug, info, warning or error."""
+    log_format: str = "text"
+    """text (one line per event) or json (one JSON object per line)."""
 
     def engine_options(self) -> EngineOptions:
         """The storage engine's part of the configuration."""
@@ -142,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--unsafe-no-fsync", action="store_true",
       help="UNSAFE, benchmarks only: acknowledge writes without fsync")
     a("--log-level", choices=["debug", "info", "warning", "error"], default=d.log_level)
+    a("--log-format", choices=["text", "json"], default=d.log_format,
+      help="text lines (default) or one JSON object per line")
     return p
 
 

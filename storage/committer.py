@@ -30,9 +30,11 @@ covered segments, stopping) runs on the same thread, between groups.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
+from bisect import bisect_left
 from collections.abc import Callable
 from enum import IntEnum
 from typing import Any
@@ -40,6 +42,8 @@ from typing import Any
 from storage.format import Op, Record, encode_frame
 from storage.log import Log
 from storage.wal_writer import NoSpaceError
+
+log = logging.getLogger("walkv.storage")
 
 
 class Outcome(IntEnum):
@@ -70,16 +74,35 @@ class _Stop:
 _STOP = _Stop()
 
 
-class CommitStats:
-    """Counters kept by the committer (read from other threads without locking)."""
+SYNC_BUCKETS: tuple[float, ...] = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                   0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+"""Upper bounds (seconds) of the histogram of one group's write + fdatasync time."""
+GROUP_BUCKETS: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384)
+"""Upper bounds of the histogram of writes per commit group."""
 
-    __slots__ = ("fsync_seconds", "groups", "max_group", "records")
+
+class CommitStats:
+    """Counters kept by the committer (read from other threads without locking).
+
+    Histogram counts are per bucket (not cumulative), the last one for values above
+    every bound. Committed PUTs are ``records - deletes - clears``.
+    """
+
+    __slots__ = ("clears", "deletes", "fsync_seconds", "group_counts", "groups", "max_group",
+                 "no_space_groups", "records", "refused", "sync_counts")
 
     def __init__(self) -> None:
         self.groups = 0
         self.records = 0
         self.max_group = 0
         self.fsync_seconds = 0.0
+        self.deletes = 0
+        self.clears = 0
+        self.no_space_groups = 0
+        self.sync_counts = [0] * (len(SYNC_BUCKETS) + 1)
+        self.group_counts = [0] * (len(GROUP_BUCKETS) + 1)
+        self.refused = {Outcome.NO_SPACE: [0] * (max(Op) + 1), Outcome.FAILED: [0] * (max(Op) + 1)}
+        """Writes not applied, by group outcome, indexed by op."""
 
 
 class Committer:
@@ -96,6 +119,8 @@ class Committer:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.failed: str | None = None
         """Why the log failed, once it has; writes are refused from then on."""
+        self.out_of_space = False
+        """The last group found the device full (no group has committed since)."""
         self.stats = CommitStats()
         self._thread = threading.Thread(target=self._run, name="walkv-committer", daemon=True)
         self._thread.start()
@@ -167,6 +192,7 @@ class Committer:
 
     def _commit(self, records: list[Record], waiters: list[Any]) -> None:
         if self.failed is not None:
+            self._refuse(records, Outcome.FAILED)
             self._sink(waiters, Outcome.FAILED)
             return
         frame = encode_frame(self.next_lsn, records)
@@ -174,17 +200,26 @@ class Committer:
         try:
             self._log.append(frame)
         except NoSpaceError:
+            self._no_space(records)
             self._sink(waiters, Outcome.NO_SPACE)
             return
         except OSError as exc:
             self.fail(f"WAL write/fsync failed: {exc}")
+            self._refuse(records, Outcome.FAILED)
             self._sink(waiters, Outcome.FAILED)
             return
+        elapsed = time.perf_counter() - started
         stats = self.stats
-        stats.fsync_seconds += time.perf_counter() - started
+        stats.fsync_seconds += elapsed
+        stats.sync_counts[bisect_left(SYNC_BUCKETS, elapsed)] += 1
         stats.groups += 1
         stats.records += len(records)
+        stats.group_counts[bisect_left(GROUP_BUCKETS, len(records))] += 1
         stats.max_group = max(stats.max_group, len(records))
+        if self.out_of_space:
+            self.out_of_space = False
+            log.warning("disk space is back: writes are accepted again",
+                        extra={"fields": {"event": "space_back"}})
         self._apply(records)
         self.next_lsn += len(records)
         self._sink(waiters, Outcome.OK)
@@ -197,11 +232,29 @@ class Committer:
                 table[key] = value  # type: ignore[assignment]
             elif op == Op.DELETE:
                 table.pop(key, None)
+                self.stats.deletes += 1
             else:
                 table.clear()
+                self.stats.clears += 1
+
+    def _refuse(self, records: list[Record], outcome: Outcome) -> None:
+        counts = self.stats.refused[outcome]
+        for op, _key, _value in records:
+            counts[op] += 1
+
+    def _no_space(self, records: list[Record]) -> None:
+        self.stats.no_space_groups += 1
+        self._refuse(records, Outcome.NO_SPACE)
+        if not self.out_of_space:
+            self.out_of_space = True
+            log.warning("no space left on device: writes get 507 until space is freed "
+                        "(nothing was applied; the WAL is unchanged)",
+                        extra={"fields": {"event": "no_space"}})
 
     def fail(self, why: str) -> None:
         """Enter the failed state for good (committer thread only)."""
         if self.failed is None:
             self.failed = why
+            log.error("storage failed, writes refused until restart (reads continue): %s", why,
+                      extra={"fields": {"event": "storage_failed"}})
             self._log.abandon_after_failure()

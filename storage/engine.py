@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from storage.checkpoint import CheckpointMode, CheckpointPolicy, CheckpointResult, start_checkpoint
-from storage.committer import Committer, GroupSink, Outcome
+from storage.committer import GROUP_BUCKETS, SYNC_BUCKETS, Committer, GroupSink, Outcome
 from storage.errors import EngineClosedError, EngineFailedError
 from storage.format import LOCK_NAME, SNAP_DIR, Op, snapshot_name
 from storage.fs import DirLock, FileSystem, OsFileSystem
@@ -77,6 +77,14 @@ class _CheckpointState:
     failed: int = 0
     last_error: str = ""
     last_start_pause: float = 0.0
+    started_at: float = 0.0
+    """time.monotonic() when the running (or last) checkpoint started."""
+    last_duration: float = 0.0
+    """Seconds the last completed checkpoint took, start to durable."""
+    last_bytes: int = 0
+    """Size of the last snapshot written."""
+    last_written_at: float | None = None
+    """time.time() when this process last completed a snapshot."""
 
 
 class Engine:
@@ -161,6 +169,11 @@ class Engine:
         return self._committer.failed
 
     @property
+    def out_of_space(self) -> bool:
+        """The last commit group found the device full and none has committed since."""
+        return self._committer.out_of_space
+
+    @property
     def last_lsn(self) -> int:
         """LSN of the last committed record."""
         return self._committer.next_lsn - 1
@@ -175,6 +188,7 @@ class Engine:
             self._begin_checkpoint()
 
     def _rotate(self) -> bool:
+        before = self._log.current_path
         try:
             self._log.rotate(self._committer.next_lsn)
         except NoSpaceError:
@@ -185,8 +199,11 @@ class Engine:
                 log.warning("WAL rotation postponed: no space for a new segment")
                 return False
             self._committer.fail(f"WAL rotation failed: {exc}")
-            log.error("storage failed: %s", self._committer.failed)
             return False
+        if self._log.current_path != before:
+            log.info("WAL rotated: new segment %s from LSN %d (%d segments)",
+                     posixpath.basename(self._log.current_path), self._committer.next_lsn,
+                     len(self._log.segments), extra=_event("rotation"))
         return True
 
     def _begin_checkpoint(self) -> None:
@@ -200,13 +217,14 @@ class Engine:
         ckpt.running = True
         ckpt.idle.clear()
         ckpt.bytes_at_snapshot = self._log.bytes_written
+        ckpt.started_at = time.monotonic()
         started = time.perf_counter()
         start_checkpoint(self.options.checkpoint_mode, self._fs, self.root, lsn, self.table,
                          self._checkpoint_finished)
         ckpt.last_start_pause = time.perf_counter() - started
         log.info("checkpoint started at LSN %d (%d keys, %s; commits paused %.1f ms)", lsn,
                  len(self.table), self.options.checkpoint_mode.value,
-                 ckpt.last_start_pause * 1000)
+                 ckpt.last_start_pause * 1000, extra=_event("checkpoint_start", lsn=lsn))
 
     def _checkpoint_finished(self, result: CheckpointResult) -> None:
         # Called on the reaper/writer thread: hand the bookkeeping to the committer.
@@ -219,11 +237,26 @@ class Engine:
         if not result.ok:
             ckpt.failed += 1
             ckpt.last_error = result.error
-            log.error("checkpoint at LSN %d failed: %s", result.lsn, result.error)
+            log.error("checkpoint at LSN %d failed: %s", result.lsn, result.error,
+                      extra=_event("checkpoint_failed", lsn=result.lsn))
             return
-        ckpt.completed += 1
-        log.info("checkpoint at LSN %d written", result.lsn)
+        self._checkpoint_done(result.lsn)
         self._retire(result.lsn)
+
+    def _checkpoint_done(self, lsn: int) -> None:
+        ckpt = self._ckpt
+        ckpt.completed += 1
+        ckpt.last_duration = time.monotonic() - ckpt.started_at
+        ckpt.last_written_at = time.time()
+        try:
+            ckpt.last_bytes = self._fs.size(posixpath.join(self.root, SNAP_DIR,
+                                                           snapshot_name(lsn)))
+        except OSError:
+            ckpt.last_bytes = 0
+        log.info("checkpoint at LSN %d written: %d keys, %d bytes in %.1f ms", lsn,
+                 len(self.table), ckpt.last_bytes, ckpt.last_duration * 1000,
+                 extra=_event("checkpoint_end", lsn=lsn, bytes=ckpt.last_bytes,
+                              duration_s=ckpt.last_duration))
 
     def _retire(self, new_lsn: int) -> None:
         """A snapshot at ``new_lsn`` is durable: delete what the previous one covers."""
@@ -259,10 +292,10 @@ class Engine:
         if not self._rotate():
             return
         covered = self._log.bytes_written
+        self._ckpt.started_at = time.monotonic()
         write_snapshot(self._fs, self.root, lsn, self.table)
         self._ckpt.bytes_at_snapshot = covered
-        self._ckpt.completed += 1
-        log.info("checkpoint at LSN %d written (%d keys)", lsn, len(self.table))
+        self._checkpoint_done(lsn)
         self._retire(lsn)
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -287,7 +320,11 @@ class Engine:
             self._lock = None
 
     def stats(self) -> dict[str, Any]:
-        """Counters for monitoring (cheap; safe from any thread)."""
+        """Counters for monitoring (cheap: no table scan; safe from any thread).
+
+        Histograms are ``{"bounds": [...], "counts": [...]}`` with one count per bucket
+        (not cumulative) and a last one for values above every bound.
+        """
         c = self._committer.stats
         ckpt = self._ckpt
         return {
@@ -295,9 +332,17 @@ class Engine:
             "last_lsn": self.last_lsn,
             "groups": c.groups,
             "records": c.records,
+            "records_by_op": {"PUT": c.records - c.deletes - c.clears, "DELETE": c.deletes,
+                              "CLEAR": c.clears},
+            "refused_by_outcome": {outcome.name: {op.name: counts[op] for op in Op}
+                                   for outcome, counts in c.refused.items()},
             "mean_group": (c.records / c.groups) if c.groups else 0.0,
             "max_group": c.max_group,
+            "group_size": {"bounds": list(GROUP_BUCKETS), "counts": list(c.group_counts)},
             "fsync_seconds": c.fsync_seconds,
+            "fsync_latency": {"bounds": list(SYNC_BUCKETS), "counts": list(c.sync_counts)},
+            "no_space_groups": c.no_space_groups,
+            "out_of_space": self._committer.out_of_space,
             "wal_bytes_written": self._log.bytes_written,
             "wal_bytes_since_snapshot": self._log.bytes_written - ckpt.bytes_at_snapshot,
             "segments": len(self._log.segments),
@@ -305,10 +350,19 @@ class Engine:
             "checkpoint_running": ckpt.running,
             "checkpoints_completed": ckpt.completed,
             "checkpoints_failed": ckpt.failed,
+            "checkpoint_last_error": ckpt.last_error,
             "checkpoint_last_start_pause_seconds": ckpt.last_start_pause,
+            "checkpoint_last_duration_seconds": ckpt.last_duration,
+            "snapshot_last_bytes": ckpt.last_bytes,
+            "snapshot_last_written_at": ckpt.last_written_at,
             "failed": self._committer.failed,
             "recovery": self.recovery_report.to_dict(),
         }
+
+
+def _event(name: str, **fields: object) -> dict[str, object]:
+    """``extra`` for a log call: the event's name and fields, for JSON logs."""
+    return {"fields": {"event": name, **fields}}
 
 
 def _replace_mode(options: EngineOptions) -> EngineOptions:

@@ -26,6 +26,11 @@ s, contiguous, up to the end of the newest segment.
    offset (``CorruptionError``), unless the operator asked for point-in-time recovery,
    which keeps the longest valid prefix and sets the rest aside.
 5. The caller then opens a fresh segment at the next LSN and starts serving.
+
+Every change recovery makes to the directory goes through ``_Changes``. With
+``dry_run=True`` nothing is changed and the report names what a start would do; the
+offline tools (``python -m storage``) use that, so they judge a directory with
+exactly this code. Segments are judged by ``storage.scan.SegmentScan``, shared with them.
 """
 
 from __future__ import annotations
@@ -45,13 +50,12 @@ from storage.format import (
     WAL_DIR,
     WAL_SUFFIX,
     Op,
-    decode_segment_header,
-    parse_name,
+    Record,
     segment_name,
 )
 from storage.fs import FileSystem
+from storage.scan import SegmentScan, Verdict, list_lsns
 from storage.snapshot import SnapshotDamagedError, read_snapshot, snapshot_path
-from storage.wal_reader import EndKind, SegmentReader, valid_frame_after
 
 
 class RecoveryMode(Enum):
@@ -92,6 +96,8 @@ class RecoveryReport:
     cuts: list[Cut] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
     """Point-in-time mode: what was set aside after the first damage, and why."""
+    removed_empty_segments: list[str] = field(default_factory=list)
+    """Newest segments that held no frame (a fresh one is created at the same LSN)."""
     duration_s: float = 0.0
 
     def line(self) -> str:
@@ -133,25 +139,31 @@ class RecoveredState:
     report: RecoveryReport
 
 
-def recover(fs: FileSystem, root: str, mode: RecoveryMode = RecoveryMode.STRICT) -> RecoveredState:
-    """Rebuild the state in ``root`` (see the module docstring). Raises CorruptionError."""
+def recover(fs: FileSystem, root: str, mode: RecoveryMode = RecoveryMode.STRICT, *,
+            dry_run: bool = False) -> RecoveredState:
+    """Rebuild the state in ``root`` (see the module docstring). Raises CorruptionError.
+
+    ``dry_run``: change nothing on disk; the report says what would be cut, set aside
+    or removed (``Cut.kept_in`` names the side file that would be written).
+    """
     started = time.monotonic()
     report = RecoveryReport()
+    changes = _Changes(fs, dry_run)
     wal_dir = posixpath.join(root, WAL_DIR)
     snap_dir = posixpath.join(root, SNAP_DIR)
-    fs.makedirs(wal_dir)
-    fs.makedirs(snap_dir)
-    _remove_temp_files(fs, (wal_dir, snap_dir), report)
+    changes.makedirs(wal_dir)
+    changes.makedirs(snap_dir)
+    _remove_temp_files(changes, (wal_dir, snap_dir), report)
 
-    snapshots = _list(fs, snap_dir, SNAP_SUFFIX)
+    snapshots = changes.list_lsns(snap_dir, SNAP_SUFFIX)
     table, snap_lsn, snapshots, damaged = _load_newest_snapshot(fs, root, snapshots, report)
-    segments = _list(fs, wal_dir, WAL_SUFFIX)
-    replay = _Replay(fs, root, mode, report, table, snap_lsn)
+    segments = changes.list_lsns(wal_dir, WAL_SUFFIX)
+    replay = _Replay(changes, root, mode, report, table, snap_lsn)
     segments = replay.run(segments)
     # Only now, with a state to start from: a refusal above must leave the snapshots
     # where they were, or a retry would no longer know that they existed.
     for path in damaged:
-        set_aside(fs, path)
+        changes.set_aside(path)
 
     report.last_lsn = replay.last_lsn
     report.keys = len(table)
@@ -166,19 +178,12 @@ def recover(fs: FileSystem, root: str, mode: RecoveryMode = RecoveryMode.STRICT)
     )
 
 
-def _list(fs: FileSystem, directory: str, suffix: str) -> list[int]:
-    lsns = (parse_name(name, suffix) for name in fs.listdir(directory))
-    return sorted(lsn for lsn in lsns if lsn is not None)
-
-
-def _remove_temp_files(fs: FileSystem, dirs: tuple[str, ...], report: RecoveryReport) -> None:
+def _remove_temp_files(changes: _Changes, dirs: tuple[str, ...], report: RecoveryReport) -> None:
     for directory in dirs:
-        temps = [n for n in fs.listdir(directory) if n.endswith(TMP_SUFFIX)]
-        for name in temps:
-            fs.unlink(posixpath.join(directory, name))
-            report.removed_temp_files.append(posixpath.join(directory, name))
-        if temps:
-            fs.sync_dir(directory)
+        temps = [posixpath.join(directory, n) for n in changes.listdir(directory)
+                 if n.endswith(TMP_SUFFIX)]
+        changes.remove(temps, directory)
+        report.removed_temp_files.extend(temps)
 
 
 def _load_newest_snapshot(
@@ -204,9 +209,10 @@ def _load_newest_snapshot(
 class _Replay:
     """Replays segments into the table, cutting a torn tail or stopping at damage."""
 
-    def __init__(self, fs: FileSystem, root: str, mode: RecoveryMode, report: RecoveryReport,
+    def __init__(self, changes: _Changes, root: str, mode: RecoveryMode, report: RecoveryReport,
                  table: dict[bytes, bytes], snap_lsn: int) -> None:
-        self.fs = fs
+        self.changes = changes
+        self.fs = changes.fs
         self.wal_dir = posixpath.join(root, WAL_DIR)
         self.mode = mode
         self.report = report
@@ -271,36 +277,27 @@ class _Replay:
         """Replays one segment; returns where damage begins, if it does."""
         path = self.path(first)
         data = self.fs.read_bytes(path)
-        header_lsn = decode_segment_header(data)
-        if header_lsn != first:
-            if newest and header_lsn is None and valid_frame_after(data, 0) is None:
-                # Created but its header never became durable: nothing was in it.
-                self._cut(path, data, 0, "torn segment header")
-                return _REMOVED
-            return _Damage(0, "segment header damaged or not matching its file name")
-        if first != self.expected:
-            return _Damage(0, f"segment starts at LSN {first}, expected {self.expected}")
-        self.report.segments_replayed += 1
-        reader = SegmentReader(data)
-        for frame in reader.frames():
-            if frame.first_lsn != self.expected:
-                return _Damage(frame.offset,
-                               f"frame has LSN {frame.first_lsn}, expected {self.expected}")
+        scan = SegmentScan(data, first, self.expected, newest)
+        for frame in scan.frames():
             self._apply(frame.first_lsn, frame.records, frame.end - frame.offset)
-            self.expected += len(frame.records)
-        end = reader.end
-        assert end is not None
-        if end.kind is EndKind.DAMAGED:
-            if newest and valid_frame_after(data, end.offset) is None:
-                self._cut(path, data, end.offset, f"torn tail: {end.reason}")
-            else:
-                return _Damage(end.offset, end.reason)
-        elif end.kind is EndKind.ZERO_TAIL and newest:
-            self._cut(path, data, end.offset, "unused preallocated space")
+        self.expected = scan.expected
+        if scan.header_ok:
+            self.report.segments_replayed += 1
+        outcome = scan.outcome
+        assert outcome is not None
+        if outcome.verdict is Verdict.TORN_HEADER:
+            # Created but its header never became durable: nothing was in it.
+            self._cut(path, data, 0, outcome.reason)
+            return _REMOVED
+        if outcome.verdict is Verdict.DAMAGED:
+            return _Damage(outcome.offset, outcome.reason)
+        if outcome.verdict is Verdict.TORN_TAIL:
+            self._cut(path, data, outcome.offset, outcome.reason)
+        elif outcome.verdict is Verdict.ZERO_TAIL and newest:
+            self._cut(path, data, outcome.offset, "unused preallocated space")
         return None
 
-    def _apply(self, first_lsn: int, records: list[tuple[int, bytes, bytes | None]],
-               size: int) -> None:
+    def _apply(self, first_lsn: int, records: list[Record], size: int) -> None:
         report = self.report
         report.frames_replayed += 1
         report.bytes_replayed += size
@@ -328,7 +325,7 @@ class _Replay:
             raise CorruptionError(path, offset, reason)
         data = self.fs.read_bytes(path)
         if offset <= SEGMENT_HEADER_SIZE:
-            aside = set_aside(self.fs, path)
+            aside = self.changes.set_aside(path)
             self.report.dropped.append(f"{path} whole ({reason}), kept in {aside}")
             kept = segments[:index]
         else:
@@ -336,7 +333,7 @@ class _Replay:
             self.report.dropped.append(f"{path} from byte {offset} ({reason})")
             kept = segments[: index + 1]
         for later in segments[index + 1 :]:
-            aside = set_aside(self.fs, self.path(later))
+            aside = self.changes.set_aside(self.path(later))
             self.report.dropped.append(
                 f"{self.path(later)} whole (after the damage), kept in {aside}")
         return self._forget_empty_newest(kept)
@@ -346,17 +343,71 @@ class _Replay:
         # take; remove it so the engine can create that segment afresh.
         if segments and segments[-1] == self.last_lsn + 1:
             path = self.path(segments[-1])
-            if self.fs.size(path) <= SEGMENT_HEADER_SIZE:
-                self.fs.unlink(path)
-                self.fs.sync_dir(self.wal_dir)
+            if self.changes.size(path) <= SEGMENT_HEADER_SIZE:
+                self.changes.remove([path], self.wal_dir)
+                self.report.removed_empty_segments.append(path)
                 return segments[:-1]
         return segments
 
     def _cut(self, path: str, data: bytes, offset: int, reason: str) -> None:
+        kept_in = self.changes.cut(path, data, offset)
+        self.report.cuts.append(Cut(path, offset, len(data) - offset, reason, kept_in))
+
+
+class _Changes:
+    """Every change recovery makes to the directory; with ``dry_run``, none is made.
+
+    In a dry run the methods return what they would have returned (the side file a
+    cut would write, the name a file would be set aside as), and a file that would
+    have been cut reads as cut afterwards (``size``).
+    """
+
+    def __init__(self, fs: FileSystem, dry_run: bool) -> None:
+        self.fs = fs
+        self.dry_run = dry_run
+        self._cut_sizes: dict[str, int] = {}
+
+    def makedirs(self, path: str) -> None:
+        if not self.dry_run:
+            self.fs.makedirs(path)
+
+    def listdir(self, directory: str) -> list[str]:
+        if self.dry_run and not self.fs.exists(directory):
+            return []
+        return self.fs.listdir(directory)
+
+    def list_lsns(self, directory: str, suffix: str) -> list[int]:
+        if self.dry_run and not self.fs.exists(directory):
+            return []
+        return list_lsns(self.fs, directory, suffix)
+
+    def size(self, path: str) -> int:
+        cut = self._cut_sizes.get(path)
+        return cut if cut is not None else self.fs.size(path)
+
+    def remove(self, paths: list[str], directory: str) -> None:
+        """Unlink ``paths`` (all in ``directory``), then make that durable."""
+        if self.dry_run or not paths:
+            return
+        for path in paths:
+            self.fs.unlink(path)
+        self.fs.sync_dir(directory)
+
+    def set_aside(self, path: str) -> str:
+        """Rename to ``*.broken``; returns the new name."""
+        if self.dry_run:
+            return _aside_name(self.fs, path)
+        return set_aside(self.fs, path)
+
+    def cut(self, path: str, data: bytes, offset: int) -> str | None:
+        """Cut ``path`` (whose content is ``data``) to ``offset`` bytes, keeping the cut
+        bytes in a side file unless all zero; returns the side file."""
         removed = data[offset:]
-        kept_in = None
-        if removed.count(0) != len(removed):
-            kept_in = save_aside(self.fs, path, removed)
+        keep = removed.count(0) != len(removed)
+        if self.dry_run:
+            self._cut_sizes[path] = offset
+            return _aside_name(self.fs, path) if keep else None
+        kept_in = save_aside(self.fs, path, removed) if keep else None
         if offset == 0:
             self.fs.unlink(path)
         else:
@@ -366,8 +417,8 @@ class _Replay:
                 handle.sync()
             finally:
                 handle.close()
-        self.fs.sync_dir(self.wal_dir)
-        self.report.cuts.append(Cut(path, offset, len(removed), reason, kept_in))
+        self.fs.sync_dir(posixpath.dirname(path))
+        return kept_in
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,15 @@ from storage.fs import FileSystem, write_atomically
 
 
 class SnapshotDamagedError(ValueError):
-    """A snapshot file failed verification (the message says which check)."""
+    """A snapshot file failed verification (the message says which check).
+
+    ``offset`` is the byte where the failed check looked: the header field, the
+    trailer, or the body.
+    """
+
+    def __init__(self, reason: str, offset: int = 0) -> None:
+        self.offset = offset
+        super().__init__(reason)
 
 
 def snapshot_path(root: str, lsn: int) -> str:
@@ -53,17 +61,25 @@ def read_snapshot(fs: FileSystem, path: str, expected_lsn: int) -> dict[bytes, b
         raise SnapshotDamagedError("bad header")
     lsn, count, body_len = header
     if lsn != expected_lsn:
-        raise SnapshotDamagedError(f"header says LSN {lsn}, file name says {expected_lsn}")
+        raise SnapshotDamagedError(f"header says LSN {lsn}, file name says {expected_lsn}",
+                                   _LSN_FIELD)
     if len(data) != SNAPSHOT_HEADER_SIZE + body_len + SNAPSHOT_TRAILER_SIZE:
-        raise SnapshotDamagedError(f"size {len(data)} does not match header")
+        raise SnapshotDamagedError(f"size {len(data)} does not match header",
+                                   min(len(data), SNAPSHOT_HEADER_SIZE + body_len))
     body_end = SNAPSHOT_HEADER_SIZE + body_len
     view = memoryview(data)
     if crc32c.crc32c(view[:body_end]) != unpack_u32(view, body_end):
-        raise SnapshotDamagedError("checksum mismatch")
+        raise SnapshotDamagedError("checksum mismatch", body_end)
     try:
         table: Any = msgpack.unpackb(view[SNAPSHOT_HEADER_SIZE:body_end], raw=False)
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
-        raise SnapshotDamagedError(f"body does not decode: {exc}") from exc
+        raise SnapshotDamagedError(f"body does not decode: {exc}", SNAPSHOT_HEADER_SIZE) from exc
     if not isinstance(table, dict) or len(table) != count:
-        raise SnapshotDamagedError("body does not hold the key count in the header")
+        raise SnapshotDamagedError("body does not hold the key count in the header",
+                                   _COUNT_FIELD)
     return table
+
+
+# Offsets of header fields, for the byte an error names (see FORMAT.md).
+_LSN_FIELD = 16
+_COUNT_FIELD = 24

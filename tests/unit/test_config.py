@@ -39,6 +39,11 @@ def test_unsafe_flag_turns_fsync_off_only_when_given() -> None:
     assert config.engine_options().checkpoint_mode is CheckpointMode.THREAD
 
 
+def test_log_format_is_text_unless_json_is_asked_for() -> None:
+    assert parse_args([]).log_format == "text"
+    assert parse_args(["--log-format", "json"]).log_format == "json"
+
+
 @pytest.mark.parametrize(
     "argv",
     [
@@ -49,6 +54,7 @@ def test_unsafe_flag_turns_fsync_off_only_when_given() -> None:
         ["--idle-timeout=0"],
         ["--recovery=sometimes"],
         ["--segment-bytes=100"],
+        ["--log-format=xml"],
     ],
 )
 def test_bad_flags_exit_2_with_one_line(

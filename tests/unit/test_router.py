@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from server.commands import (
     CLEAR_METHOD_NOT_ALLOWED,
+    INTROSPECT_METHOD_NOT_ALLOWED,
     KEY_EMPTY,
     KEY_NOT_FOUND,
     KV_METHOD_NOT_ALLOWED,
@@ -17,7 +18,9 @@ from server.commands import (
     VALUE_EMPTY,
     Clear,
     Delete,
+    Endpoint,
     Get,
+    Introspect,
     Put,
     Reply,
 )
@@ -139,7 +142,9 @@ OTHER_PATHS = [
     b"/clear/",
     b"/clearall",
     b"/Clear",
-    b"/healthz",
+    b"/healthz/",
+    b"/Metrics",
+    b"/stats/x",
     b"*",
     b"http://h",
 ]
@@ -149,6 +154,25 @@ OTHER_PATHS = [
 @pytest.mark.parametrize("target", OTHER_PATHS)
 def test_any_other_path_is_not_found(method: bytes, target: bytes) -> None:
     assert route(req(method, target, b"v")) == NOT_FOUND
+
+
+# -- introspection ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("endpoint", list(Endpoint))
+@pytest.mark.parametrize("suffix", [b"", b"?format=x", b"#frag"])
+def test_get_on_an_introspection_path_is_introspect(endpoint: Endpoint, suffix: bytes) -> None:
+    assert route(req(b"GET", endpoint.value + suffix)) == Introspect(endpoint)
+
+
+@pytest.mark.parametrize("method", [b"PUT", b"DELETE", *OTHER_METHODS])
+@pytest.mark.parametrize("endpoint", list(Endpoint))
+def test_other_methods_on_introspection_paths_are_405_allowing_get(
+        endpoint: Endpoint, method: bytes) -> None:
+    reply = route(req(method, endpoint.value, b"x"))
+    assert reply == INTROSPECT_METHOD_NOT_ALLOWED
+    assert isinstance(reply, Reply) and reply.status == 405
+    assert dict(reply.headers) == {b"Allow": b"GET"}
 
 
 # -- replies ------------------------------------------------------------------------

@@ -1,0 +1,8 @@
+"""``python -m storage``: the offline tool for a stopped server's working directory."""
+
+import sys
+
+from storage.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
