@@ -26,10 +26,11 @@ import asyncio
 from collections import deque
 from typing import TYPE_CHECKING, cast
 
-from server.commands import KEY_NOT_FOUND, Clear, Delete, Get, Put, Reply
+from server.commands import KEY_NOT_FOUND, Clear, Delete, Get, Put
 from server.http import (
     CONTINUE_RESPONSE,
     TEXT_PLAIN,
+    VALUE_HEADS,
     ContinueExpected,
     ProtocolError,
     Request,
@@ -37,7 +38,6 @@ from server.http import (
     encode_response,
     error_response,
     ok_empty,
-    ok_value_head,
 )
 from server.router import route
 from storage import EngineClosedError, EngineFailedError, Op, Outcome
@@ -50,6 +50,7 @@ MAX_QUEUED = 1024
 _LARGE_VALUE = 64 * 1024
 """Values at least this big are written after their head instead of copied into it."""
 
+_KEY_NOT_FOUND = (KEY_NOT_FOUND.encode(False), KEY_NOT_FOUND.encode(True))
 _UNAVAILABLE = (
     encode_response(503, b"storage unavailable\n", content_type=TEXT_PLAIN, keep_alive=False),
     encode_response(503, b"storage unavailable\n", content_type=TEXT_PLAIN),
@@ -101,7 +102,7 @@ def complete_group(slots: list[Slot], outcome: Outcome) -> None:
 class HttpConnection(asyncio.Protocol):
     """asyncio protocol for one client connection (see the module docstring)."""
 
-    __slots__ = ("_deferred", "_eof", "_idle", "_last_active", "_parser", "_paused",
+    __slots__ = ("_active", "_closing", "_deferred", "_get", "_idle", "_parser", "_paused",
                  "_peer_full", "_queue", "_state", "_transport")
 
     def __init__(self, state: ServerState) -> None:
@@ -115,8 +116,11 @@ class HttpConnection(asyncio.Protocol):
         """Queued requests not executed yet (reads and writes waiting for the head)."""
         self._peer_full = False
         self._paused = False
-        self._eof = False
-        self._last_active = 0.0
+        self._closing = False
+        """Close once nothing more is owed (client half-closed, or server shutdown)."""
+        self._active = False
+        """Data arrived since the idle timer last looked (cheaper than a clock read)."""
+        self._get = state.table_get
         self._idle: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol ---------------------------------------------------------------
@@ -127,10 +131,10 @@ class HttpConnection(asyncio.Protocol):
         state = self._state
         state.connections.add(self)
         if len(state.connections) > state.max_connections:
+            state.counters.connections_rejected += 1
             transport.write(TOO_MANY_CONNECTIONS)
             transport.close()
             return
-        self._last_active = state.loop.time()
         self._idle = state.loop.call_later(state.config.idle_timeout, self._check_idle)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -142,7 +146,7 @@ class HttpConnection(asyncio.Protocol):
         self._state.connection_closed(self)
 
     def data_received(self, data: bytes) -> None:
-        self._last_active = self._state.loop.time()
+        self._active = True
         for event in self._parser.feed(data):
             kind = type(event)
             if kind is Request:
@@ -151,6 +155,7 @@ class HttpConnection(asyncio.Protocol):
                 self._answer(CONTINUE_RESPONSE, keep_alive=True)
             else:
                 assert isinstance(event, ProtocolError)
+                self._state.counters.count(b"", event.status)
                 self._answer(error_response(event), keep_alive=False)
         if len(self._queue) >= MAX_QUEUED:
             self._update_reading()
@@ -159,7 +164,7 @@ class HttpConnection(asyncio.Protocol):
         # The client finished sending (half-close): answer what is queued, then close.
         if not self._queue:
             return None  # asyncio closes the transport
-        self._eof = True
+        self._closing = True
         return True
 
     def pause_writing(self) -> None:
@@ -174,7 +179,7 @@ class HttpConnection(asyncio.Protocol):
     # -- requests -----------------------------------------------------------------------
     def _on_request(self, req: Request) -> None:
         cmd = route(req)
-        keep_alive = req.keep_alive and not self._state.shutting_down
+        keep_alive = req.keep_alive and not self._closing
         kind = type(cmd)
         if kind is Get:
             key = cmd.key  # type: ignore[union-attr]
@@ -188,9 +193,8 @@ class HttpConnection(asyncio.Protocol):
             self._write_command(Op.DELETE, cmd.key, None, keep_alive)  # type: ignore[union-attr]
         elif kind is Clear:
             self._write_command(Op.CLEAR, b"", None, keep_alive)
-        else:
-            assert isinstance(cmd, Reply)
-            self._answer(cmd.encode(keep_alive), keep_alive)
+        else:  # a Reply, or an Introspect command (server/metrics.py)
+            self._answer(self._state.reply(req.method, cmd, keep_alive), keep_alive)
 
     def _write_command(self, op: Op, key: bytes, value: bytes | None, keep_alive: bool) -> None:
         if self._deferred:
@@ -206,13 +210,15 @@ class HttpConnection(asyncio.Protocol):
         self._queue.append(slot)
 
     def _read(self, key: bytes, keep_alive: bool) -> bytes | tuple[bytes, bytes]:
-        value = self._state.table_get(key)
+        value = self._get(key)
         if value is None:
-            return KEY_NOT_FOUND.encode(keep_alive)
-        head = ok_value_head(len(value), keep_alive)
-        if len(value) >= _LARGE_VALUE:
-            return head, value
-        return head + value
+            self._state.get_misses += 1
+            return _KEY_NOT_FOUND[keep_alive]
+        self._state.get_hits += 1
+        size = len(value)
+        if size < _LARGE_VALUE:
+            return VALUE_HEADS[keep_alive] % size + value
+        return VALUE_HEADS[keep_alive] % size, value
 
     def _submit(self, slot: Slot, op: Op, key: bytes, value: bytes | None) -> bool:
         """Hand a queued write to the engine. False if it was refused (answered now)."""
@@ -224,6 +230,7 @@ class HttpConnection(asyncio.Protocol):
             slot.data, slot.keep_alive = _SHUTTING_DOWN, False
         else:
             return True
+        self._state.counters.count(b"PUT" if op is Op.PUT else b"DELETE", 503)
         return False
 
     def _answer(self, data: bytes, keep_alive: bool) -> None:
@@ -274,7 +281,7 @@ class HttpConnection(asyncio.Protocol):
             self._queue.clear()
             self._deferred = 0
             transport.close()
-        elif not self._queue and (self._eof or self._state.shutting_down):
+        elif self._closing and not self._queue:
             transport.close()
 
     def _update_reading(self) -> None:
@@ -291,18 +298,20 @@ class HttpConnection(asyncio.Protocol):
 
     # -- idle and shutdown --------------------------------------------------------------
     def _check_idle(self) -> None:
+        # Runs every idle_timeout seconds: a connection that received nothing since the
+        # last look and owes no answers is closed (so after one to two timeouts).
         transport = self._transport
         if transport is None:
             return
-        loop = self._state.loop
-        timeout = self._state.config.idle_timeout
-        remaining = self._last_active + timeout - loop.time()
-        if self._queue or remaining > 0:
-            self._idle = loop.call_later(max(remaining, 1.0), self._check_idle)
+        if self._active or self._queue:
+            self._active = False
+            self._idle = self._state.loop.call_later(self._state.config.idle_timeout,
+                                                     self._check_idle)
             return
         transport.close()
 
     def shutdown(self) -> None:
         """Stop taking requests: close now if nothing is owed, else after the answers."""
+        self._closing = True
         if not self._queue and self._transport is not None:
             self._transport.close()

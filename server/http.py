@@ -107,18 +107,21 @@ class RequestParser:
 
     After a `ProtocolError`, or after a `Request` with `keep_alive` False, the parser
     is finished and `feed` returns [] for anything more.
+
+    This is the per-request hot path: an ordinary request costs four short callbacks
+    and one `Request`. Headers that need attention are recognised by the length of
+    their name before anything else is done with them.
     """
 
     __slots__ = (
         "_began_here",
         "_body_parts",
         "_body_size",
-        "_chunked",
         "_content_length",
         "_done",
         "_error",
         "_events",
-        "_expect_continue",
+        "_flags",
         "_head",
         "_head_start",
         "_head_upper",
@@ -129,7 +132,6 @@ class RequestParser:
         "_parser",
         "_seen",
         "_target",
-        "_url_parts",
     )
 
     def __init__(self, *, max_header_bytes: int, max_body_bytes: int) -> None:
@@ -138,26 +140,24 @@ class RequestParser:
         self._events: list[Event] = []
         self._done = False
         self._error: ProtocolError | None = None
-        # Byte accounting for the header cap; see the module docstring.
+        # Byte accounting for the header cap; see the module docstring. A message
+        # begins where the previous one completed (or at the first byte).
         self._seen = 0
-        self._began_here = False
-        self._in_head = False
+        self._began_here = True
+        self._in_head = True
         self._head = 0
         self._head_start = 0
         self._head_upper = 0
         # The request being parsed.
-        self._url_parts: list[bytes] = []
         self._method = b""
         self._target = b""
+        self._flags = 0
         self._content_length = 0
-        self._chunked = False
-        self._expect_continue = False
         self._body_parts: list[bytes] = []
         self._body_size = 0
-        # httptools looks the callbacks up by name on this object; a namespace keeps
-        # them off the public surface of RequestParser.
+        # httptools looks the callbacks up by name on this object, once; a namespace
+        # keeps them off the public surface of RequestParser.
         callbacks = types.SimpleNamespace(
-            on_message_begin=self._on_message_begin,
             on_url=self._on_url,
             on_header=self._on_header,
             on_headers_complete=self._on_headers_complete,
@@ -178,8 +178,12 @@ class RequestParser:
             _reraise_bug(exc)
             self._fail_parse()
         else:
-            if self._in_head:
-                self._check_partial_head(len(data))
+            if self._in_head:  # inline: this runs once per received chunk
+                fed = len(data)
+                upper = fed - self._head_start if self._began_here else self._head_upper + fed
+                self._head_upper = upper
+                if upper > self._max_head:
+                    self._fail(HEADER_TOO_LARGE)
         events = self._events
         self._events = []
         return events
@@ -200,31 +204,13 @@ class RequestParser:
         self._events.append(error)
         self._done = True
 
-    def _check_partial_head(self, fed: int) -> None:
-        if self._began_here:
-            self._head_upper = fed - self._head_start
-        else:
-            self._head_upper += fed
-        if self._head_upper > self._max_head:
-            self._fail(HEADER_TOO_LARGE)
-
     # -- httptools callbacks ----------------------------------------------------
 
-    def _on_message_begin(self) -> None:
-        self._in_head = True
-        self._began_here = True
-        self._head_start = self._seen
-        self._head = 0
-        self._url_parts.clear()
-        self._content_length = 0
-        self._chunked = False
-        self._expect_continue = False
-        self._body_size = 0
-
     def _on_url(self, part: bytes) -> None:
-        self._url_parts.append(part)
-        self._seen += len(part)
-        self._head += len(part)
+        self._target += part  # b"" + part is part itself: no copy in the usual case
+        n = len(part)
+        self._seen += n
+        self._head += n
         if self._head > self._max_head:
             self._abort(HEADER_TOO_LARGE)
 
@@ -236,13 +222,23 @@ class RequestParser:
             self._seen += size
         if self._head > self._max_head:
             self._abort(HEADER_TOO_LARGE)
-        # Length checks first: this runs for every header of every request.
-        if n == 14 and name.lower() == b"content-length":
+        if n in _NOTABLE_NAME_LENGTHS:
+            self._notable_header(name.lower(), value)
+
+    def _notable_header(self, name: bytes, value: bytes) -> None:
+        if name == b"content-length":
             self._content_length = _content_length(value)
-        elif n == 17 and name.lower() == b"transfer-encoding":
-            self._chunked = True  # llhttp rejects any coding that does not end in chunked
-        elif n == 6 and name.lower() == b"expect":
-            self._expect_continue = value.strip().lower() == b"100-continue"
+        elif name == b"transfer-encoding":
+            self._flags |= _CHUNKED  # llhttp rejects any coding that does not end in chunked
+        elif name == b"expect":
+            if value.strip().lower() == b"100-continue":
+                self._flags |= _EXPECT_CONTINUE
+            return
+        elif name == b"upgrade":
+            self._flags |= _UPGRADE
+        else:
+            return
+        self._flags |= _NOTABLE
 
     def _on_headers_complete(self) -> None:
         self._in_head = False
@@ -254,34 +250,63 @@ class RequestParser:
             self._seen += framing
         if self._head > self._max_head:
             self._abort(HEADER_TOO_LARGE)
-        if parser.should_upgrade():  # Upgrade and CONNECT: not spoken here
-            self._abort(MALFORMED)
-        self._target = b"".join(self._url_parts)
+        if self._flags or method == b"CONNECT":
+            self._check_notable(method)
+
+    def _check_notable(self, method: bytes) -> None:
+        """The rare requests: upgrades, declared bodies, Expect: 100-continue."""
+        flags = self._flags
+        if (flags & _UPGRADE or method == b"CONNECT") and self._parser.should_upgrade():
+            self._abort(MALFORMED)  # Upgrade and CONNECT: not spoken here
         if self._content_length > self._max_body:
             self._abort(BODY_TOO_LARGE)
-        if self._expect_continue and self._body_follows():
+        if flags & _EXPECT_CONTINUE and self._body_follows():
             self._events.append(CONTINUE_EXPECTED)
 
     def _body_follows(self) -> bool:
         # RFC 9110 section 10.1.1: never send 100 Continue to an HTTP/1.0 client.
-        has_body = self._content_length > 0 or self._chunked
+        has_body = self._content_length > 0 or bool(self._flags & _CHUNKED)
         return has_body and self._parser.get_http_version() != "1.0"
 
     def _on_body(self, part: bytes) -> None:
-        self._seen += len(part)
-        self._body_size += len(part)
+        n = len(part)
+        self._seen += n
+        self._body_size += n
         if self._body_size > self._max_body:
             self._abort(BODY_TOO_LARGE)
         self._body_parts.append(part)
 
     def _on_message_complete(self) -> None:
         parts = self._body_parts
-        body = b"".join(parts)  # one part (the usual case) is returned without a copy
-        parts.clear()
+        if parts:
+            body = parts[0] if len(parts) == 1 else b"".join(parts)
+            parts.clear()
+            self._body_size = 0
+        else:
+            body = b""
         keep_alive = self._parser.should_keep_alive()
         self._events.append(Request(self._method, self._target, body, keep_alive))
         if not keep_alive:
             self._done = True
+        # The next message begins right here.
+        self._target = b""
+        self._head = 0
+        self._in_head = True
+        self._began_here = True
+        self._head_start = self._seen
+        self._head_upper = 0
+        if self._flags:
+            self._flags = 0
+            self._content_length = 0
+
+
+# Header names that need attention, recognised by length before anything else:
+# expect (6), upgrade (7), content-length (14), transfer-encoding (17).
+_NOTABLE_NAME_LENGTHS: Final = frozenset((6, 7, 14, 17))
+_NOTABLE: Final = 1
+_CHUNKED: Final = 2
+_EXPECT_CONTINUE: Final = 4
+_UPGRADE: Final = 8
 
 
 def _reraise_bug(exc: BaseException) -> None:
@@ -348,7 +373,7 @@ def error_response(error: ProtocolError) -> bytes:
 
 # Hot-path responses, built once. Indexed by keep_alive (False == 0, True == 1).
 _OK_EMPTY: Final = (encode_response(200, keep_alive=False), encode_response(200))
-_VALUE_HEAD: Final = (
+VALUE_HEADS: Final = (
     b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nContent-Type: application/octet-stream\r\n"
     b"Connection: close\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nContent-Type: application/octet-stream\r\n\r\n",
@@ -362,4 +387,4 @@ def ok_empty(keep_alive: bool) -> bytes:
 
 def ok_value_head(length: int, keep_alive: bool) -> bytes:
     """Head of a `200` whose body is a stored value of `length` bytes."""
-    return _VALUE_HEAD[keep_alive] % length
+    return VALUE_HEADS[keep_alive] % length

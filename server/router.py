@@ -4,6 +4,7 @@
 |---------------|------------|------------------|---------------|-----------------------------|
 | `/kv/{key}`   | `Get(key)` | `Put(key, body)` | `Delete(key)` | 405 `GET, PUT, DELETE`      |
 | `/clear`      | 405        | 405              | `Clear()`     | 405 `DELETE`                |
+| `/metrics`, `/stats`, `/healthz` | `Introspect` | 405 | 405     | 405 `GET`                   |
 | anything else | 404 `not found` for every method                                          |
 
 (405 replies name the allowed methods in their `Allow` header.)
@@ -27,7 +28,6 @@ Interpretations, where the contract is silent:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Final, TypeAlias
 from urllib.parse import unquote_to_bytes
 
@@ -36,6 +36,8 @@ import httptools
 from server.commands import (
     CLEAR,
     CLEAR_METHOD_NOT_ALLOWED,
+    INTROSPECT_METHOD_NOT_ALLOWED,
+    INTROSPECTION,
     KEY_EMPTY,
     KV_METHOD_NOT_ALLOWED,
     NOT_FOUND,
@@ -43,67 +45,66 @@ from server.commands import (
     Clear,
     Delete,
     Get,
+    Introspect,
     Put,
     Reply,
 )
 from server.http import Request
 
-Routed: TypeAlias = Get | Put | Delete | Clear | Reply
+Routed: TypeAlias = Get | Put | Delete | Clear | Reply | Introspect
 
 _KV_PREFIX: Final = b"/kv/"
 _KV_PREFIX_LEN: Final = len(_KV_PREFIX)
+_PERCENT: Final = ord("%")
+_QUESTION: Final = ord("?")
+_HASH: Final = ord("#")
 
 
 def route(req: Request) -> Routed:
     """The command `req` asks for, or the reply it gets without touching the store."""
     target = req.target
     # Fast path: origin-form key route, the shape of nearly every request.
-    if target.startswith(_KV_PREFIX):
-        return _route_kv(req.method, _key(_strip_query(target)[_KV_PREFIX_LEN:]), req.body)
-    path = _path(target)
-    if path.startswith(_KV_PREFIX):
-        return _route_kv(req.method, _key(path[_KV_PREFIX_LEN:]), req.body)
+    if target[:_KV_PREFIX_LEN] == _KV_PREFIX:
+        key = target[_KV_PREFIX_LEN:]
+        # Integer needles: `int in bytes` is a memchr, a bytes needle costs 4x more.
+        if _PERCENT in key or _QUESTION in key or _HASH in key:
+            key = _key(_strip_query(key))
+    else:
+        path = _path(target)
+        if not path.startswith(_KV_PREFIX):
+            return _route_other(req.method, path)
+        key = _key(path[_KV_PREFIX_LEN:])
+    # Plain comparisons: cheaper per request than a dispatch table and a call.
+    method = req.method
+    if method == b"GET":
+        return Get(key) if key else KEY_EMPTY
+    if method == b"PUT":
+        if not key:
+            return KEY_EMPTY
+        return Put(key, req.body) if req.body else VALUE_EMPTY
+    if method == b"DELETE":
+        return Delete(key) if key else KEY_EMPTY
+    return KV_METHOD_NOT_ALLOWED
+
+
+def _route_other(method: bytes, path: bytes) -> Routed:
+    """Every path that is not a key route."""
     if path == b"/clear":
-        return CLEAR if req.method == b"DELETE" else CLEAR_METHOD_NOT_ALLOWED
+        return CLEAR if method == b"DELETE" else CLEAR_METHOD_NOT_ALLOWED
+    introspect = INTROSPECTION.get(path)
+    if introspect is not None:
+        return introspect if method == b"GET" else INTROSPECT_METHOD_NOT_ALLOWED
     return NOT_FOUND
-
-
-def _route_kv(method: bytes, key: bytes, body: bytes) -> Routed:
-    handler = _KV_METHODS.get(method)
-    if handler is None:
-        return KV_METHOD_NOT_ALLOWED
-    if not key:
-        return KEY_EMPTY
-    return handler(key, body)
-
-
-def _get(key: bytes, body: bytes) -> Routed:
-    return Get(key)
-
-
-def _put(key: bytes, body: bytes) -> Routed:
-    return Put(key, body) if body else VALUE_EMPTY
-
-
-def _delete(key: bytes, body: bytes) -> Routed:
-    return Delete(key)
-
-
-_KV_METHODS: Final[dict[bytes, Callable[[bytes, bytes], Routed]]] = {
-    b"GET": _get,
-    b"PUT": _put,
-    b"DELETE": _delete,
-}
 
 
 def _key(raw: bytes) -> bytes:
     """Percent-decode a key; most keys have no escapes and are returned as they are."""
-    return unquote_to_bytes(raw) if b"%" in raw else raw
+    return unquote_to_bytes(raw) if _PERCENT in raw else raw
 
 
 def _strip_query(target: bytes) -> bytes:
     """The part of an origin-form target before any query or fragment."""
-    if b"?" in target or b"#" in target:
+    if _QUESTION in target or _HASH in target:
         return target.partition(b"?")[0].partition(b"#")[0]
     return target
 
