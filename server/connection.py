@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, cast
 from server.commands import KEY_NOT_FOUND, Clear, Delete, Get, Put
 from server.http import (
     CONTINUE_RESPONSE,
+    OK_EMPTY,
     TEXT_PLAIN,
     VALUE_HEADS,
     ContinueExpected,
@@ -37,7 +38,6 @@ from server.http import (
     RequestParser,
     encode_response,
     error_response,
-    ok_empty,
 )
 from server.router import route
 from storage import EngineClosedError, EngineFailedError, Op, Outcome
@@ -89,13 +89,13 @@ class Slot:
 def complete_group(slots: list[Slot], outcome: Outcome) -> None:
     """Answer every write of one commit group (runs on the event loop)."""
     if outcome is Outcome.OK:
-        for slot in slots:
-            slot.data = ok_empty(slot.keep_alive)
+        answers = OK_EMPTY
+    elif outcome is Outcome.NO_SPACE:
+        answers = _NO_SPACE
     else:
-        answers = _NO_SPACE if outcome is Outcome.NO_SPACE else _UNAVAILABLE
-        for slot in slots:
-            slot.data = answers[slot.keep_alive]
+        answers = _UNAVAILABLE
     for slot in slots:
+        slot.data = answers[slot.keep_alive]
         slot.conn.flush()
 
 
@@ -272,11 +272,12 @@ class HttpConnection(asyncio.Protocol):
         transport = self._transport
         if transport is None:
             return
-        if type(data) is tuple:
-            transport.write(data[0])
-            transport.write(data[1])
-        else:
-            transport.write(data)  # type: ignore[arg-type]
+        if type(data) is bytes:
+            transport.write(data)
+        else:  # a large value, written after its head rather than copied into it
+            head, value = cast(tuple[bytes, bytes], data)
+            transport.write(head)
+            transport.write(value)
         if not keep_alive:
             self._queue.clear()
             self._deferred = 0

@@ -223,12 +223,17 @@ class RequestParser:
         if self._head > self._max_head:
             self._abort(HEADER_TOO_LARGE)
         if n in _NOTABLE_NAME_LENGTHS:
-            self._notable_header(name.lower(), value)
+            if n == 14 and name.lower() == b"content-length":  # on every PUT: inline
+                try:
+                    self._content_length = int(value)
+                except ValueError:  # llhttp checked the digits; still malformed, not a crash
+                    raise _Abort("bad Content-Length") from None
+                self._flags |= _NOTABLE
+            else:
+                self._notable_header(name.lower(), value)
 
     def _notable_header(self, name: bytes, value: bytes) -> None:
-        if name == b"content-length":
-            self._content_length = _content_length(value)
-        elif name == b"transfer-encoding":
+        if name == b"transfer-encoding":
             self._flags |= _CHUNKED  # llhttp rejects any coding that does not end in chunked
         elif name == b"expect":
             if value.strip().lower() == b"100-continue":
@@ -251,7 +256,11 @@ class RequestParser:
         if self._head > self._max_head:
             self._abort(HEADER_TOO_LARGE)
         if self._flags or method == b"CONNECT":
-            self._check_notable(method)
+            if self._flags == _NOTABLE:  # only a Content-Length: every PUT
+                if self._content_length > self._max_body:
+                    self._abort(BODY_TOO_LARGE)
+            else:
+                self._check_notable(method)
 
     def _check_notable(self, method: bytes) -> None:
         """The rare requests: upgrades, declared bodies, Expect: 100-continue."""
@@ -316,14 +325,6 @@ def _reraise_bug(exc: BaseException) -> None:
         raise cause
 
 
-def _content_length(value: bytes) -> int:
-    """llhttp has validated the digits; anything else is still malformed, not a crash."""
-    try:
-        return int(value)
-    except ValueError:
-        raise _Abort("bad Content-Length") from None
-
-
 # -- responses ----------------------------------------------------------------------
 
 _REASONS: Final[dict[int, bytes]] = {s.value: s.phrase.encode("ascii") for s in HTTPStatus}
@@ -372,7 +373,7 @@ def error_response(error: ProtocolError) -> bytes:
 
 
 # Hot-path responses, built once. Indexed by keep_alive (False == 0, True == 1).
-_OK_EMPTY: Final = (encode_response(200, keep_alive=False), encode_response(200))
+OK_EMPTY: Final = (encode_response(200, keep_alive=False), encode_response(200))
 VALUE_HEADS: Final = (
     b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nContent-Type: application/octet-stream\r\n"
     b"Connection: close\r\n\r\n",
@@ -382,7 +383,7 @@ VALUE_HEADS: Final = (
 
 def ok_empty(keep_alive: bool) -> bytes:
     """`200` with an empty body: the answer to a durable PUT, DELETE or clear."""
-    return _OK_EMPTY[keep_alive]
+    return OK_EMPTY[keep_alive]
 
 
 def ok_value_head(length: int, keep_alive: bool) -> bytes:

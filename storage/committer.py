@@ -130,6 +130,14 @@ class Committer:
         """Queue one write; the sink hears about it with its group."""
         self._queue.put((op, key, value, waiter))
 
+    @property
+    def enqueue(self) -> Callable[[tuple[Op, bytes, bytes | None, Any]], None]:
+        """``submit`` without the call in between: put an (op, key, value, waiter) tuple.
+
+        For the engine's hot path; the tuple must have exactly that shape.
+        """
+        return self._queue.put
+
     def post(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on the committer thread between groups (does not wait)."""
         self._queue.put(_Control(fn))

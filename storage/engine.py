@@ -109,6 +109,7 @@ class Engine:
         self._ckpt.idle.set()
         self._committer = Committer(self._log, self.table, state.last_lsn + 1, sink,
                                     options.group_max_bytes, self._after_commit)
+        self._enqueue = self._committer.enqueue
 
     @classmethod
     def open(cls, root: str, options: EngineOptions | None = None, fs: FileSystem | None = None,
@@ -154,7 +155,7 @@ class Engine:
         failed = self._committer.failed
         if failed is not None:
             raise EngineFailedError(failed)
-        self._committer.submit(op, key, value, waiter)
+        self._enqueue((op, key, value, waiter))
 
     def write(self, op: Op, key: bytes = b"", value: bytes | None = None) -> Outcome:
         """Submit one write and block until its group is committed (default sink only)."""

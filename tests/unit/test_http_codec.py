@@ -450,10 +450,11 @@ def test_valid_request_then_garbage_gives_the_request_then_400(feed: Feed) -> No
 def test_bug_in_a_callback_is_raised_not_answered_with_400(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def broken(value: bytes) -> int:
+    def broken(*args: object) -> Request:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(server.http, "_content_length", broken)
+    # Request is built inside the message-complete callback.
+    monkeypatch.setattr(server.http, "Request", broken)
     with pytest.raises(RuntimeError, match="bug"):
         parser().feed(put(b"k", b"v"))
 
