@@ -106,10 +106,21 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
         return _fail(f"cannot lock {root}: {exc.strerror or exc}")
     try:
         return _VERBS[args.verb](fs, args, out)
+    except BrokenPipeError:
+        # The reader went away (`dump | head`): not an error worth a message.
+        _silence_stdout()
+        return 0
     except OSError as exc:
         return _fail(f"{getattr(exc, 'filename', None) or root}: {exc.strerror or exc}")
     finally:
         lock.release()
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so interpreter shutdown does not flush into the dead pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _fail(message: str) -> int:

@@ -295,3 +295,31 @@ def test_a_directory_that_is_not_walkv_exits_2_with_one_line(
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith("walkv-storage: error: ")
     assert not (root / "LOCK").exists()
+
+
+def test_dump_into_a_closed_pipe_exits_quietly(make: MakeDir) -> None:
+    # `walkv-storage dump DIR | head -1`: the reader leaves early; that is not an error.
+    # The dump is far larger than a pipe's buffer, so the writer surely meets the close.
+    root = make("clean")
+    engine = Engine.open(root)
+    try:
+        for i in range(3000):
+            engine.submit(Op.PUT, b"bulk:%05d" % i, b"v" * 10, _Ignored())
+        engine.write(Op.PUT, b"last", b"v")
+    finally:
+        engine.close()
+    proc = subprocess.Popen([sys.executable, "-m", "storage", "dump", root], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 0
+    assert err == b""
+
+
+class _Ignored:
+    """A waiter whose outcome nobody needs (the write after it is waited for)."""
+
+    def deliver(self, outcome: object) -> None:
+        pass
