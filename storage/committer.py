@@ -39,8 +39,9 @@ from collections.abc import Callable
 from enum import IntEnum
 from typing import Any
 
-from storage.format import Op, Record, encode_frame
+from storage.format import Op, encode_group
 from storage.log import Log
+from storage.table import apply_group
 from storage.wal_writer import NoSpaceError
 
 log = logging.getLogger("walkv.storage")
@@ -170,8 +171,11 @@ class Committer:
                     return
                 self._run_control(item)
                 continue
+            # One commit group, gathered column-wise (the frame's layout).
             op, key, value, waiter = item
-            records: list[Record] = [(op, key, value)]
+            ops = bytearray((op,))
+            keys = [key]
+            values = [value]
             waiters = [waiter]
             size = len(key) + (len(value) if value else 0)
             while size < cap:
@@ -183,10 +187,12 @@ class Committer:
                     carry = item
                     break
                 op, key, value, waiter = item
-                records.append((op, key, value))
+                ops.append(op)
+                keys.append(key)
+                values.append(value)
                 waiters.append(waiter)
                 size += len(key) + (len(value) if value else 0)
-            self._commit(records, waiters)
+            self._commit(bytes(ops), keys, values, waiters)
 
     def _run_control(self, control: _Control) -> None:
         try:
@@ -198,61 +204,54 @@ class Committer:
         finally:
             control.done.set()
 
-    def _commit(self, records: list[Record], waiters: list[Any]) -> None:
+    def _commit(self, ops: bytes, keys: list[bytes], values: list[bytes | None],
+                waiters: list[Any]) -> None:
         if self.failed is not None:
-            self._refuse(records, Outcome.FAILED)
+            self._refuse(ops, Outcome.FAILED)
             self._sink(waiters, Outcome.FAILED)
             return
-        frame = encode_frame(self.next_lsn, records)
+        frame = encode_group(self.next_lsn, ops, keys, values)
         started = time.perf_counter()
         try:
             self._log.append(frame)
         except NoSpaceError:
-            self._no_space(records)
+            self._no_space(ops)
             self._sink(waiters, Outcome.NO_SPACE)
             return
         except OSError as exc:
             self.fail(f"WAL write/fsync failed: {exc}")
-            self._refuse(records, Outcome.FAILED)
+            self._refuse(ops, Outcome.FAILED)
             self._sink(waiters, Outcome.FAILED)
             return
         elapsed = time.perf_counter() - started
+        count = len(ops)
         stats = self.stats
         stats.fsync_seconds += elapsed
         stats.sync_counts[bisect_left(SYNC_BUCKETS, elapsed)] += 1
         stats.groups += 1
-        stats.records += len(records)
-        stats.group_counts[bisect_left(GROUP_BUCKETS, len(records))] += 1
-        stats.max_group = max(stats.max_group, len(records))
+        stats.records += count
+        stats.group_counts[bisect_left(GROUP_BUCKETS, count)] += 1
+        stats.max_group = max(stats.max_group, count)
         if self.out_of_space:
             self.out_of_space = False
             log.warning("disk space is back: writes are accepted again",
                         extra={"fields": {"event": "space_back"}})
-        self._apply(records)
-        self.next_lsn += len(records)
+        apply_group(self._table, ops, keys, values)
+        if ops.count(Op.PUT) != count:
+            stats.deletes += ops.count(Op.DELETE)
+            stats.clears += ops.count(Op.CLEAR)
+        self.next_lsn += count
         self._sink(waiters, Outcome.OK)
         self._after_commit()
 
-    def _apply(self, records: list[Record]) -> None:
-        table = self._table
-        for op, key, value in records:
-            if op == Op.PUT:
-                table[key] = value  # type: ignore[assignment]
-            elif op == Op.DELETE:
-                table.pop(key, None)
-                self.stats.deletes += 1
-            else:
-                table.clear()
-                self.stats.clears += 1
-
-    def _refuse(self, records: list[Record], outcome: Outcome) -> None:
+    def _refuse(self, ops: bytes, outcome: Outcome) -> None:
         counts = self.stats.refused[outcome]
-        for op, _key, _value in records:
-            counts[op] += 1
+        for op in Op:
+            counts[op] += ops.count(op)
 
-    def _no_space(self, records: list[Record]) -> None:
+    def _no_space(self, ops: bytes) -> None:
         self.stats.no_space_groups += 1
-        self._refuse(records, Outcome.NO_SPACE)
+        self._refuse(ops, Outcome.NO_SPACE)
         if not self.out_of_space:
             self.out_of_space = True
             log.warning("no space left on device: writes get 507 until space is freed "

@@ -175,7 +175,7 @@ def inspect_segment(fs: FileSystem, path: str, first: int, newest: bool) -> Segm
     frames = records = 0
     for frame in scan.frames():
         frames += 1
-        records += len(frame.records)
+        records += frame.count
     outcome = scan.outcome
     assert outcome is not None
     return SegmentInfo(path, first, scan.expected - 1, len(data), frames, records,
@@ -244,7 +244,7 @@ def dump_frames(fs: FileSystem, root: str, from_lsn: int = 0) -> Iterator[Dumped
         data = fs.read_bytes(path)
         scan = SegmentScan(data, first, first, newest=i == len(lsns) - 1)
         for frame in scan.frames():
-            if frame.first_lsn + len(frame.records) > from_lsn:
+            if frame.first_lsn + frame.count > from_lsn:
                 yield DumpedFrame(path, frame.offset, frame.end - frame.offset,
                                   frame.first_lsn, frame.records)
         outcome = scan.outcome

@@ -49,13 +49,13 @@ from storage.format import (
     TMP_SUFFIX,
     WAL_DIR,
     WAL_SUFFIX,
-    Op,
-    Record,
     segment_name,
 )
 from storage.fs import FileSystem
 from storage.scan import SegmentScan, Verdict, list_lsns
 from storage.snapshot import SnapshotDamagedError, read_snapshot, snapshot_path
+from storage.table import apply_group
+from storage.wal_reader import Frame
 
 
 class RecoveryMode(Enum):
@@ -279,7 +279,7 @@ class _Replay:
         data = self.fs.read_bytes(path)
         scan = SegmentScan(data, first, self.expected, newest)
         for frame in scan.frames():
-            self._apply(frame.first_lsn, frame.records, frame.end - frame.offset)
+            self._apply(frame)
         self.expected = scan.expected
         if scan.header_ok:
             self.report.segments_replayed += 1
@@ -297,26 +297,22 @@ class _Replay:
             self._cut(path, data, outcome.offset, "unused preallocated space")
         return None
 
-    def _apply(self, first_lsn: int, records: list[Record], size: int) -> None:
+    def _apply(self, frame: Frame) -> None:
         report = self.report
+        size = frame.end - frame.offset
         report.frames_replayed += 1
         report.bytes_replayed += size
-        if first_lsn + len(records) - 1 <= self.snap_lsn:
+        # Records up to the snapshot's LSN are in the table already.
+        skip = self.snap_lsn + 1 - frame.first_lsn
+        if skip >= frame.count:
             return
         self.bytes_after_snapshot += size
-        table = self.table
-        lsn = first_lsn
-        for op, key, value in records:
-            if lsn > self.snap_lsn:
-                report.records_replayed += 1
-                if op == Op.PUT:
-                    assert value is not None
-                    table[key] = value
-                elif op == Op.DELETE:
-                    table.pop(key, None)
-                else:
-                    table.clear()
-            lsn += 1
+        if skip <= 0:
+            apply_group(self.table, frame.ops, frame.keys, frame.values)
+            report.records_replayed += frame.count
+        else:
+            apply_group(self.table, frame.ops[skip:], frame.keys[skip:], frame.values[skip:])
+            report.records_replayed += frame.count - skip
 
     def _drop_from(self, segments: list[int], index: int, offset: int, reason: str) -> list[int]:
         """Damage before the tail: refuse, or (point-in-time) set everything after aside."""

@@ -97,7 +97,7 @@ class SegmentScan:
                     f"frame has LSN {frame.first_lsn}, expected {self.expected}")
                 return
             yield frame
-            self.expected += len(frame.records)
+            self.expected += frame.count
         self.outcome = self._classify_end(reader)
 
     def _classify_end(self, reader: SegmentReader) -> SegmentOutcome:

@@ -21,7 +21,7 @@ from storage.format import (
     FrameDecodeError,
     Record,
     check_frame,
-    decode_payload,
+    decode_group,
 )
 
 
@@ -38,12 +38,24 @@ class EndKind(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """A frame that verified: where it is and what it holds."""
+    """A frame that verified: where it is and the commit group it holds, column-wise."""
 
     offset: int
     end: int
     first_lsn: int
-    records: list[Record]
+    ops: bytes
+    keys: list[bytes]
+    values: list[bytes | None]
+
+    @property
+    def count(self) -> int:
+        """Number of records in the frame."""
+        return len(self.ops)
+
+    @property
+    def records(self) -> list[Record]:
+        """The records row-wise, (op, key, value) in log order (built on each call)."""
+        return list(zip(self.ops, self.keys, self.values, strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,12 +85,12 @@ class SegmentReader:
             try:
                 length = check_frame(view, offset)
                 start = offset + FRAME_HEADER_SIZE
-                first_lsn, records = decode_payload(view[start : start + length])
+                first_lsn, ops, keys, values = decode_group(view[start : start + length])
             except FrameDecodeError as exc:
                 self.end = _classify_tail(data, offset, str(exc))
                 return
             end = start + length
-            yield Frame(offset, end, first_lsn, records)
+            yield Frame(offset, end, first_lsn, ops, keys, values)
             offset = end
         self.end = SegmentEnd(offset, EndKind.CLEAN)
 
@@ -104,7 +116,7 @@ def valid_frame_after(data: bytes, offset: int) -> int | None:
         start = pos - FRAME_HEADER_SIZE
         try:
             length = check_frame(view, start)
-            decode_payload(view[pos : pos + length])
+            decode_group(view[pos : pos + length])
         except FrameDecodeError:
             pos += 1
             continue

@@ -485,9 +485,10 @@ def test_concurrent_writers_log_matches_table(tmp_path: Path) -> None:
     for path in segment_paths(root):
         data = read(path)
         for start_, end in frame_spans(data):
-            first_lsn, records = msgpack.unpackb(data[start_ + 8 : end], raw=False)
+            first_lsn, ops, keys, values = msgpack.unpackb(data[start_ + 8 : end], raw=False)
             assert first_lsn == len(log) + 1
-            log.extend((Op(op), key, value) for op, key, value in records)
+            rows = zip(ops, keys, values, strict=True)
+            log.extend((Op(op), key, value) for op, key, value in rows)
     assert Counter(log) == Counter(w for s in submitted for w in s)
     for t in range(threads_n):
         # Each thread waited for every write: its writes are in the log in its order.

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from storage import CorruptionError, Engine, Op, Outcome, RecoveryMode
-from storage.format import encode_frame, encode_segment_header
+from storage.format import FRAME_PAYLOAD_MARKER, encode_frame, encode_segment_header
 from storage.recovery import Cut
 from storage.wal_reader import EndKind, SegmentReader, valid_frame_after
 from tests.unit.storage_util import (
@@ -508,12 +508,17 @@ def _chunks() -> st.SearchStrategy[bytes]:
         st.integers(0, 99),
     )
     header = st.builds(
-        lambda n, c: n.to_bytes(4, "little") + c + b"\x92",
+        lambda n, c: n.to_bytes(4, "little") + c + bytes([FRAME_PAYLOAD_MARKER]),
         st.integers(0, 64),
         st.binary(min_size=4, max_size=4),
     )
     return st.one_of(
-        st.binary(max_size=64), st.just(b"\x92"), st.just(bytes(8)), prefix, flipped, header
+        st.binary(max_size=64),
+        st.just(bytes([FRAME_PAYLOAD_MARKER])),
+        st.just(bytes(8)),
+        prefix,
+        flipped,
+        header,
     )
 
 
@@ -539,7 +544,7 @@ def test_random_tail_is_never_mistaken_for_frames(tail: bytes) -> None:
 
 def test_scan_finds_valid_frame_after_damage() -> None:
     # The other half of the question above: a real frame after junk is found.
-    junk = b"\x92\x01\x02\x03junk\x92"
+    junk = bytes([FRAME_PAYLOAD_MARKER]) + b"\x01\x02\x03junk" + bytes([FRAME_PAYLOAD_MARKER])
     data = _BODY + junk + _FRAMES[0]
     assert valid_frame_after(data, len(_BODY)) == len(_BODY) + len(junk)
 

@@ -1,0 +1,22 @@
+"""Applying committed records to the in-memory table: one rule, used by the committer
+after each fsync and by recovery while replaying the WAL."""
+
+from __future__ import annotations
+
+from storage.format import Op
+
+
+def apply_group(table: dict[bytes, bytes], ops: bytes, keys: list[bytes],
+                values: list[bytes | None]) -> None:
+    """Apply records (given column-wise, in log order) to ``table``."""
+    if ops.count(Op.PUT) == len(ops):
+        # The common group, all PUTs: one C-level update, no loop in Python.
+        table.update(zip(keys, values, strict=True))  # type: ignore[arg-type]
+        return
+    for op, key, value in zip(ops, keys, values, strict=True):
+        if op == Op.PUT:
+            table[key] = value  # type: ignore[assignment]
+        elif op == Op.DELETE:
+            table.pop(key, None)
+        else:
+            table.clear()
