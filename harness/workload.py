@@ -1,7 +1,9 @@
 """Concurrent random writers recorded by an Oracle, and reading the state back.
 
 ``RandomWrites`` runs N clients, each on its own keep-alive connection, issuing PUT,
-overwrite and DELETE on a shared small key space back to back. Every request is
+overwrite, DELETE and (if asked) a rare ``DELETE /clear`` on a shared small key space
+back to back. With one client it is serial: one op at a time, so the order in which
+ops were acknowledged is total. Every request is
 recorded in the oracle when it is written to the socket and stamped when its reply
 is read, so a crash at any instant leaves an exact record of what was acknowledged
 and what was in flight.
@@ -28,6 +30,26 @@ from harness.oracle import OpKind, Oracle, Value, make_value
 
 # Errors that end one connection; the writer reconnects unless the server is gone.
 _CONNECTION_ERRORS = (OSError, ConnectionClosedError, ProtocolError, TimeoutError)
+
+
+@dataclass(frozen=True)
+class ValueSizes:
+    """How long the random part of each value may be: (weight, max bytes) classes."""
+
+    classes: tuple[tuple[float, int], ...]
+
+    def pick(self, rng: random.Random) -> int:
+        """The maximum filler length for the next value (make_value draws below it)."""
+        roll = rng.random() * sum(weight for weight, _ in self.classes)
+        for weight, limit in self.classes:
+            roll -= weight
+            if roll < 0:
+                return limit
+        return self.classes[-1][1]
+
+
+MIXED_VALUES = ValueSizes(((0.80, 64), (0.17, 4096), (0.028, 65536), (0.002, 1 << 20)))
+"""Mostly small, some pages, a few large, rarely up to 1 MiB: binary throughout."""
 
 
 @dataclass
@@ -60,7 +82,9 @@ class RandomWrites:
         *,
         clients: int = 32,
         delete_ratio: float = 0.25,
+        clear_ratio: float = 0.0,
         max_value_filler: int = 256,
+        value_sizes: ValueSizes | None = None,
         seed: int = 0,
     ) -> None:
         self.host = host
@@ -69,7 +93,8 @@ class RandomWrites:
         self.keys = list(keys)
         self.clients = clients
         self.delete_ratio = delete_ratio
-        self.max_value_filler = max_value_filler
+        self.clear_ratio = clear_ratio
+        self.value_sizes = value_sizes or ValueSizes(((1.0, max_value_filler),))
         self.stats = WriteStats()
         self._seed = seed
         self._stopping = False
@@ -108,12 +133,16 @@ class RandomWrites:
 
     async def _one_op(self, conn: Connection, rng: random.Random) -> None:
         key = rng.choice(self.keys)
-        if rng.random() < self.delete_ratio:
+        roll = rng.random()
+        if roll < self.clear_ratio:
+            reply = conn.send("DELETE", "/clear")
+            op = self.oracle.sent_clear()
+        elif roll < self.clear_ratio + self.delete_ratio:
             reply = conn.send("DELETE", kv_path(key))
             op = self.oracle.sent(key, OpKind.DELETE, None)
         else:
             seq = self.oracle.next_seq()
-            value = make_value(key, seq, rng, self.max_value_filler)
+            value = make_value(key, seq, rng, self.value_sizes.pick(rng))
             reply = conn.send("PUT", kv_path(key), value)
             op = self.oracle.sent(key, OpKind.PUT, value, seq)
         try:

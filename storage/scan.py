@@ -9,6 +9,7 @@ The verdicts, in the order they are decided:
 
 * ``TORN_HEADER``: the newest segment's header never became durable and nothing valid
   follows it (the segment was being created when the process died); it holds nothing.
+  Only once its name continues the LSN sequence: a gap before it is ``DAMAGED``.
 * ``DAMAGED``: the header is damaged or does not match the file name, the segment does
   not start at the expected LSN, a frame's LSN breaks the sequence, or bytes that are
   not a frame are followed by a valid frame or sit in an older segment. Corruption.

@@ -12,7 +12,6 @@ and a failing test's report ends with each server's stderr.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,8 @@ from typing import Any
 import pytest
 
 from harness.burst import raise_nofile_limit
-from harness.proc import ServerProcess
+from harness.errors import ServerStartError
+from harness.proc import ServerProcess, bootstrap_target
 
 REPO = Path(__file__).resolve().parents[2]
 TARGET = Path(os.environ.get("WALKV_TARGET", REPO)).resolve()
@@ -45,18 +45,10 @@ def target() -> Path:
     ``run.sh`` installs the virtualenv on first use; doing it here keeps that one-off
     install out of the 15 s readiness budget of the first test's start.
     """
-    bootstrap = TARGET / "tools" / "bootstrap.sh"
-    if bootstrap.exists():
-        script = '. "$1/tools/bootstrap.sh" && walkv_bootstrap "$1" ""'
-        done = subprocess.run(
-            ["bash", "-c", script, "bootstrap", str(TARGET)],
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
-        )
-        if done.returncode != 0:
-            pytest.fail(f"bootstrapping {TARGET} failed:\n{done.stderr}", pytrace=False)
+    try:
+        bootstrap_target(TARGET)
+    except ServerStartError as exc:
+        pytest.fail(str(exc), pytrace=False)
     raise_nofile_limit()  # bursts hold thousands of client sockets at once
     return TARGET
 

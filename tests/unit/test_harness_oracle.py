@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from harness.history import exact_violations, serial_candidates
 from harness.oracle import Op, OpKind, Oracle, Value, ViolationKind, make_value
 
 K = b"k"
@@ -170,3 +171,78 @@ def test_make_value_is_unique_per_op_and_names_its_key() -> None:
     values = {make_value(b"key", seq, rng) for seq in range(1000)}
     assert len(values) == 1000
     assert all(v.startswith(b"key#") for v in values)
+
+
+# -- clears, error replies, damage, and the exact (serial) check ------------------------
+
+
+def test_acked_clear_removes_every_key_and_may_not_be_undone() -> None:
+    oracle = Oracle({b"a": b"1", b"b": b"2"})
+    clear = oracle.sent_clear()
+    oracle.acked(clear)
+    assert oracle.check({b"a": None, b"b": None}).ok
+    report = oracle.check({b"a": b"1", b"b": None})
+    assert report.counts() == {ViolationKind.RESURRECTED_DELETE: 1}
+
+
+def test_clear_in_flight_may_or_may_not_apply() -> None:
+    oracle = Oracle()
+    put = oracle.sent(b"a", OpKind.PUT, b"1")
+    oracle.acked(put)
+    oracle.sent_clear()
+    assert oracle.check({b"a": b"1"}).ok
+    assert oracle.check({b"a": None}).ok
+
+
+def test_op_answered_with_an_error_cannot_land_after_a_later_acked_op() -> None:
+    oracle = Oracle()
+    failed = oracle.sent(b"a", OpKind.PUT, b"1")
+    oracle.answered(failed, 503)
+    later = oracle.sent(b"a", OpKind.PUT, b"2")
+    oracle.acked(later)
+    assert oracle.check({b"a": b"2"}).ok
+    assert oracle.check({b"a": b"1"}).counts() == {ViolationKind.LOST_ACKED_WRITE: 1}
+
+
+def test_ops_destroyed_by_damage_no_longer_supersede_older_ones() -> None:
+    oracle = Oracle()
+    first = oracle.sent(b"a", OpKind.PUT, b"1")
+    oracle.acked(first)
+    second = oracle.sent(b"a", OpKind.PUT, b"2")
+    oracle.acked(second)
+    assert not oracle.check({b"a": b"1"}).ok
+    assert oracle.check({b"a": b"1"}, lost=frozenset({second.seq})).ok
+    # A destroyed PUT's value cannot be there any more.
+    assert not oracle.check({b"a": b"2"}, lost=frozenset({second.seq})).ok
+    # An op that may or may not have been destroyed: either state is allowed.
+    assert oracle.check({b"a": b"1"}, unsure=frozenset({second.seq})).ok
+    assert oracle.check({b"a": b"2"}, unsure=frozenset({second.seq})).ok
+
+
+def test_serial_history_allows_exactly_the_state_with_or_without_the_op_in_flight() -> None:
+    oracle = Oracle({b"a": None, b"b": None})
+    for key, kind, value in [(b"a", OpKind.PUT, b"1"), (b"b", OpKind.PUT, b"2"),
+                             (b"a", OpKind.DELETE, None)]:
+        oracle.acked(oracle.sent(key, kind, value))
+    oracle.sent(b"b", OpKind.PUT, b"3")  # in flight at the kill
+    candidates = serial_candidates(oracle)
+    assert candidates is not None
+    assert sorted(map(sorted, (c.items() for c in candidates))) == [
+        [(b"b", b"2")], [(b"b", b"3")]]
+    assert exact_violations(oracle, {b"a": None, b"b": b"3"}, candidates) == []
+
+
+def test_state_plausible_per_key_but_not_a_prefix_is_a_violation() -> None:
+    # a=1 and b=2 acked, then a clear in flight: both keys kept or both gone. Either
+    # key alone may be absent, but not one without the other.
+    oracle = Oracle({b"a": None, b"b": None})
+    oracle.acked(oracle.sent(b"a", OpKind.PUT, b"1"))
+    oracle.acked(oracle.sent(b"b", OpKind.PUT, b"2"))
+    oracle.sent_clear()
+    candidates = serial_candidates(oracle)
+    assert candidates is not None
+    assert exact_violations(oracle, {b"a": None, b"b": None}, candidates) == []
+    half_cleared = {b"a": b"1", b"b": None}
+    assert oracle.check(half_cleared).ok  # every key alone is plausible
+    wrong = exact_violations(oracle, half_cleared, candidates)
+    assert [v.kind for v in wrong] == [ViolationKind.NOT_A_PREFIX]
