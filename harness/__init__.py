@@ -5,4 +5,6 @@
 - ``harness.oracle``: what each key may hold after a crash, given what clients saw.
 - ``harness.workload``: concurrent random writers recorded by an oracle.
 - ``harness.load``, ``harness.burst``: load generators behind ``python -m harness``.
+- ``harness.bench`` (with ``bench_*``): ``python -m harness bench``, the benchmark.
+- ``harness.ceiling``: the benchmark's yardstick, a bare dict server (``harness/ceiling/``).
 """

@@ -39,3 +39,15 @@ class ConnectionClosedError(HarnessError):
     The request may or may not have reached the server; callers treat the outcome of
     the operation as unknown.
     """
+
+
+class BenchError(HarnessError):
+    """A benchmark step could not run: a load client failed or printed no result.
+
+    ``log_path`` names the file holding that step's output.
+    """
+
+    def __init__(self, reason: str, log_path: Path | None = None) -> None:
+        self.reason = reason
+        self.log_path = log_path
+        super().__init__(reason if log_path is None else f"{reason} (see {log_path})")

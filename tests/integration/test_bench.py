@@ -1,0 +1,95 @@
+"""``python -m harness bench --short`` runs end to end and writes well-formed outputs.
+
+Nothing here looks at a number's size: CI machines are slow and shared. The checks
+are that every measurement ran (exit status 0, no problems), that the markdown has
+the expected rows, the JSON the expected keys and records, and the plot is a PNG.
+The built-in client always runs (it is what a machine without wrk uses); wrk runs a
+smaller selection when it is installed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+def run_bench(target: Path, out: Path, *args: str) -> dict[str, Any]:
+    """Run the bench in short mode; return results.json after checking the files."""
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "bench", "--short", "--target", str(target),
+         "--out", str(out), *args],
+        cwd=REPO, capture_output=True, text=True, timeout=280, check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (out / "latency.png").read_bytes()[:8] == PNG_SIGNATURE
+    markdown = (out / "results.md").read_text()
+    assert done.stdout.strip() == markdown.strip()  # the report is also printed
+    assert not (out / "work").exists(), "server data is removed after the run"
+    data: dict[str, Any] = json.loads((out / "results.json").read_text())
+    assert data["problems"] == []
+    assert data["mode"] == "short"
+    return data
+
+
+def assert_throughput(data: dict[str, Any], ops: list[str], conns: list[int],
+                      targets: list[str], client: str) -> None:
+    """One well-formed record per (op, connections, target), each with no errors."""
+    seen = {(r["op"], r["connections"], r["target"]) for r in data["throughput"]}
+    assert seen == {(op, c, t) for op in ops for c in conns for t in targets}
+    for record in data["throughput"]:
+        assert record["client"] == client
+        assert record["requests"] > 0 and record["errors"] == 0, record
+        assert 0 < record["p50_ms"] <= record["p99_ms"] <= record["p999_ms"], record
+        assert record["client_cpu"] >= 0 and record["server_cpu"] >= 0
+
+
+def target_name(target: Path) -> str:
+    """What the bench calls the target (``harness.bench.build_targets``)."""
+    return "walkv" if target.resolve() == REPO else target.resolve().name
+
+
+def test_short_bench_with_the_builtin_client(target: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    data = run_bench(target, out, "--client", "builtin")
+    name = target_name(target)
+    assert data["facts"]["load_generator"] == "builtin"
+    assert data["facts"]["fdatasync_p50_ms"] > 0
+    assert_throughput(data, ["put", "get", "mix"], [1, 16, 256], [name, "ceiling"], "builtin")
+    walkv_put = [r for r in data["throughput"] if r["target"] == name and r["op"] == "put"]
+    assert all(r["groups"] is None or r["groups"]["writes"] > 0 for r in walkv_put)
+    bursts = {b["target"]: b for b in data["bursts"]}
+    assert set(bursts) == {name, "ceiling"}
+    for burst in bursts.values():
+        assert burst["ok"] + sum(burst["failures"].values()) == burst["requests"] == 1000
+    large = {run["target"]: run for run in data["large"]}
+    assert large[name]["keys"] == 20_000 and large[name]["rss_bytes"] > 0
+    assert len(large[name]["restart_s"]) == 1
+    assert large[name]["checkpoint"] is not None
+    assert large["ceiling"]["restart_s"] == []  # the ceiling keeps nothing across restarts
+    assert {goal["status"] for goal in data["goals"]} <= {"PASS", "MISS", "n/a"}
+    assert len(data["goals"]) == 8
+    markdown = (out / "results.md").read_text()
+    for heading in ("## Machine", "## Goals", "## Throughput", "## Burst", "## Large"):
+        assert heading in markdown
+    assert "| GET | 256 | ceiling |" in markdown
+    assert "| durable PUT @256 conns >= 0.85x ceiling |" in markdown
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+def test_short_bench_with_wrk(target: Path, tmp_path: Path) -> None:
+    data = run_bench(target, tmp_path / "results", "--client", "wrk", "--only", "put,get,mix",
+                     "--connections", "16")
+    assert data["facts"]["load_generator"] == "wrk"
+    assert_throughput(data, ["put", "get", "mix"], [16], [target_name(target), "ceiling"], "wrk")
+    assert data["bursts"] == [] and data["large"] == []
