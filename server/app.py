@@ -18,6 +18,7 @@ import signal
 import socket
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from importlib import metadata
 from typing import Any
@@ -248,3 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     except StartupError as exc:
         sys.stderr.write(f"walkv: error: {exc}\n")
         return exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - the last line must say what happened
+        # A bug, not an operator error: keep the traceback for the report, and still
+        # end with one line that names the failure (never a bare traceback).
+        traceback.print_exc()
+        sys.stderr.write(f"walkv: error: stopped by an unexpected {type(exc).__name__}: "
+                         f"{exc} (this is a bug; the traceback is above)\n")
+        return 70  # EX_SOFTWARE

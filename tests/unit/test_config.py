@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import server.app
 from server.config import Config, parse_args
 from storage import CheckpointMode, RecoveryMode
 
@@ -66,3 +67,15 @@ def test_bad_flags_exit_2_with_one_line(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert err.startswith("walkv: error: ")
+
+
+def test_unexpected_error_ends_with_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(config: Config) -> int:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(server.app, "run", broken)
+    assert server.app.main(["--port=0"]) == 70
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith("walkv: error: stopped by an unexpected RuntimeError: boom")
