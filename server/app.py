@@ -158,8 +158,11 @@ def open_engine(config: Config, loop: asyncio.AbstractEventLoop) -> Engine:
         raise StartupError(f"refusing to start: corruption in {exc.path} at byte {exc.offset}: "
                            f"{exc.reason}{hint}") from None
     except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if os.path.exists(config.working_dir) and not os.path.isdir(config.working_dir):
+            reason = "it exists and is not a directory"
         raise StartupError(f"cannot open working directory {config.working_dir}: "
-                           f"{exc.strerror or exc}") from None
+                           f"{reason}") from None
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

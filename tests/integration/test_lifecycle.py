@@ -127,6 +127,18 @@ def test_port_in_use_exits_nonzero_with_a_clear_line(make_server: ServerFactory)
     the_error_line(server, str(port), "in use")
 
 
+def test_working_dir_that_is_a_file_exits_nonzero_with_a_clear_line(
+    make_server: ServerFactory, tmp_path: Path
+) -> None:
+    not_a_dir = tmp_path / "data"
+    not_a_dir.write_bytes(b"a file where the store should be")
+    server = make_server(working_dir=not_a_dir)
+    status, _ = wait_for_refusal(server)
+    assert status != 0
+    assert "is not a directory" in the_error_line(server, "working directory")
+    assert not_a_dir.read_bytes() == b"a file where the store should be"
+
+
 async def test_restart_on_same_port_one_second_after_sigkill_binds_at_once(
     server: ServerProcess,
 ) -> None:
