@@ -135,7 +135,7 @@ def test_working_dir_that_is_a_file_exits_nonzero_with_a_clear_line(
     server = make_server(working_dir=not_a_dir)
     status, _ = wait_for_refusal(server)
     assert status != 0
-    assert "is not a directory" in the_error_line(server, "working directory")
+    assert "cannot open working directory" in the_error_line(server, "is not a directory")
     assert not_a_dir.read_bytes() == b"a file where the store should be"
 
 
