@@ -50,6 +50,11 @@ MAX_QUEUED = 1024
 _LARGE_VALUE = 64 * 1024
 """Values at least this big are written after their head instead of copied into it."""
 
+# Enum members bound once: `Op.PUT` is an attribute lookup through the enum's metaclass
+# (~100 ns), a module global is ~20 ns, and these are used on every write.
+_PUT, _DELETE, _CLEAR = Op.PUT, Op.DELETE, Op.CLEAR
+_OK, _NO_SPACE_OUTCOME = Outcome.OK, Outcome.NO_SPACE
+
 _KEY_NOT_FOUND = (KEY_NOT_FOUND.encode(False), KEY_NOT_FOUND.encode(True))
 _UNAVAILABLE = (
     encode_response(503, b"storage unavailable\n", content_type=TEXT_PLAIN, keep_alive=False),
@@ -88,9 +93,9 @@ class Slot:
 
 def complete_group(slots: list[Slot], outcome: Outcome) -> None:
     """Answer every write of one commit group (runs on the event loop)."""
-    if outcome is Outcome.OK:
+    if outcome is _OK:
         answers = OK_EMPTY
-    elif outcome is Outcome.NO_SPACE:
+    elif outcome is _NO_SPACE_OUTCOME:
         answers = _NO_SPACE
     else:
         answers = _UNAVAILABLE
@@ -188,11 +193,11 @@ class HttpConnection(asyncio.Protocol):
             else:
                 self._write(self._read(key, keep_alive), keep_alive)
         elif kind is Put:
-            self._write_command(Op.PUT, cmd.key, cmd.value, keep_alive)  # type: ignore[union-attr]
+            self._write_command(_PUT, cmd.key, cmd.value, keep_alive)  # type: ignore[union-attr]
         elif kind is Delete:
-            self._write_command(Op.DELETE, cmd.key, None, keep_alive)  # type: ignore[union-attr]
+            self._write_command(_DELETE, cmd.key, None, keep_alive)  # type: ignore[union-attr]
         elif kind is Clear:
-            self._write_command(Op.CLEAR, b"", None, keep_alive)
+            self._write_command(_CLEAR, b"", None, keep_alive)
         else:  # a Reply, or an Introspect command (server/metrics.py)
             self._answer(self._state.reply(req.method, cmd, keep_alive), keep_alive)
 

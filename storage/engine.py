@@ -27,6 +27,7 @@ from storage.wal_writer import NoSpaceError
 log = logging.getLogger("walkv.storage")
 
 MiB = 1 << 20
+_PUT = Op.PUT  # bound once: enum attribute lookups are slow on the write path
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +149,7 @@ class Engine:
         """
         # Checked here because the log would accept it, acknowledge it, and then
         # recovery would reject the frame: one bad call must not poison the WAL.
-        if type(key) is not bytes or (op == Op.PUT and type(value) is not bytes):
+        if type(key) is not bytes or (op == _PUT and type(value) is not bytes):
             raise TypeError("key must be bytes, and a PUT needs a bytes value")
         if self._closing:
             raise EngineClosedError("engine is closing")

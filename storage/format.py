@@ -23,6 +23,10 @@ class Op(IntEnum):
     CLEAR = 3
 
 
+# Bound once for the per-frame checks (enum attribute lookups are slow).
+_PUT, _CLEAR = Op.PUT, Op.CLEAR
+
+
 # -- WAL segment header ---------------------------------------------------------------
 # magic(8) | version u32 | first_lsn u64 | crc32c u32 over the preceding 20 bytes
 SEGMENT_MAGIC = b"walkvWAL"
@@ -181,7 +185,7 @@ def decode_group(payload: bytes | memoryview) -> Group:
         raise FrameDecodeError("record has an unknown op")
     if not _all_bytes(keys):
         raise FrameDecodeError("record has a non-bytes key")
-    if ops.count(Op.PUT) == n:
+    if ops.count(_PUT) == n:
         if not _all_bytes(values):
             raise FrameDecodeError("PUT record has a non-bytes value")
     else:
@@ -195,10 +199,10 @@ def _all_bytes(items: list[Any]) -> bool:
 
 def _check_mixed(ops: bytes, keys: list[bytes], values: list[Any]) -> None:
     for op, key, value in zip(ops, keys, values, strict=True):
-        if op == Op.PUT:
+        if op == _PUT:
             if type(value) is not bytes:
                 raise FrameDecodeError("PUT record has a non-bytes value")
-        elif value is not None or (op == Op.CLEAR and key):
+        elif value is not None or (op == _CLEAR and key):
             raise FrameDecodeError("DELETE or CLEAR record carries a value or key")
 
 
