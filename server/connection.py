@@ -107,8 +107,8 @@ def complete_group(slots: list[Slot], outcome: Outcome) -> None:
 class HttpConnection(asyncio.Protocol):
     """asyncio protocol for one client connection (see the module docstring)."""
 
-    __slots__ = ("_active", "_closing", "_deferred", "_get", "_idle", "_parser", "_paused",
-                 "_peer_full", "_queue", "_state", "_transport")
+    __slots__ = ("_active", "_closing", "_deferred", "_enqueue", "_get", "_idle", "_parser",
+                 "_paused", "_peer_full", "_queue", "_state", "_transport")
 
     def __init__(self, state: ServerState) -> None:
         self._state = state
@@ -126,6 +126,7 @@ class HttpConnection(asyncio.Protocol):
         self._active = False
         """Data arrived since the idle timer last looked (cheaper than a clock read)."""
         self._get = state.table_get
+        self._enqueue = state.submit
         self._idle: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol ---------------------------------------------------------------
@@ -207,8 +208,12 @@ class HttpConnection(asyncio.Protocol):
             return
         slot = Slot(self, keep_alive)
         self._queue.append(slot)
-        if not self._submit(slot, op, key, value) and slot is self._queue[0]:
-            self.flush()
+        try:
+            self._enqueue(op, key, value, slot)  # _submit, inlined for the common case
+        except (EngineFailedError, EngineClosedError) as exc:
+            self._refuse(slot, op, exc)
+            if slot is self._queue[0]:
+                self.flush()
 
     def _defer(self, slot: Slot) -> None:
         self._deferred += 1
@@ -228,15 +233,19 @@ class HttpConnection(asyncio.Protocol):
     def _submit(self, slot: Slot, op: Op, key: bytes, value: bytes | None) -> bool:
         """Hand a queued write to the engine. False if it was refused (answered now)."""
         try:
-            self._state.submit(op, key, value, slot)
-        except EngineFailedError:
+            self._enqueue(op, key, value, slot)
+        except (EngineFailedError, EngineClosedError) as exc:
+            self._refuse(slot, op, exc)
+            return False
+        return True
+
+    def _refuse(self, slot: Slot, op: Op, exc: EngineFailedError | EngineClosedError) -> None:
+        """The engine would not take the write: answer it now, and count the 503."""
+        if isinstance(exc, EngineFailedError):
             slot.data = _UNAVAILABLE[slot.keep_alive]
-        except EngineClosedError:
-            slot.data, slot.keep_alive = _SHUTTING_DOWN, False
         else:
-            return True
-        self._state.counters.count(b"PUT" if op is Op.PUT else b"DELETE", 503)
-        return False
+            slot.data, slot.keep_alive = _SHUTTING_DOWN, False
+        self._state.counters.count(b"PUT" if op is _PUT else b"DELETE", 503)
 
     def _answer(self, data: bytes, keep_alive: bool) -> None:
         """An answer known now: write it, or queue it behind earlier ones."""
