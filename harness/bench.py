@@ -143,8 +143,10 @@ def run_step(step: Step, runner: Runner, results: BenchResults, parts: frozenset
         return f"loaded in {large.load_s:.1f} s, RSS {rss}, restart {restart}"
     run = runner.throughput(step.target, step.part, step.connections, step.rnd)
     results.throughput.append(run)
-    return (f"{run.requests_per_s:,.0f} req/s, p50 {run.p50_ms:.3f} ms, p99 {run.p99_ms:.3f} ms, "
-            f"{run.errors} errors, client CPU {run.client_cpu:.2f}")
+    summary = run.summary
+    return (f"{summary.requests_per_s:,.0f} req/s, p50 {summary.p50_ms:.3f} ms, "
+            f"p99 {summary.p99_ms:.3f} ms, {summary.errors} errors, "
+            f"client CPU {run.client_cpu:.2f}")
 
 
 def run_bench(options: BenchOptions, say: Callable[[str], None]) -> tuple[BenchResults, Path]:

@@ -52,15 +52,17 @@ def median(values: Iterable[float]) -> float:
 def fold_cell(runs: list[ThroughputRun]) -> Cell:
     """One Cell from the rounds of one (target, op, connections)."""
     first = runs[0]
-    rps = [run.requests_per_s for run in runs]
+    rps = [run.summary.requests_per_s for run in runs]
     middle = median(rps)
     spread = (max(rps) - min(rps)) / 2 / middle * 100 if middle else 0.0
     groups = [run.groups for run in runs if run.groups is not None]
     return Cell(
         target=first.target, op=first.op, connections=first.connections, rounds=len(runs),
         requests_per_s=middle, spread_pct=spread,
-        p50_ms=median(run.p50_ms for run in runs), p99_ms=median(run.p99_ms for run in runs),
-        p999_ms=median(run.p999_ms for run in runs), errors=sum(run.errors for run in runs),
+        p50_ms=median(run.summary.p50_ms for run in runs),
+        p99_ms=median(run.summary.p99_ms for run in runs),
+        p999_ms=median(run.summary.p999_ms for run in runs),
+        errors=sum(run.summary.errors for run in runs),
         client=first.client, client_cpu=max(run.client_cpu for run in runs),
         server_cpu=median(run.server_cpu for run in runs),
         mean_group=median(g.mean_group for g in groups) if groups else None,

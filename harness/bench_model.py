@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.load import LoadSummary
+
 
 @dataclass(frozen=True)
 class Target:
@@ -59,15 +61,8 @@ class ThroughputRun:
     op: str
     connections: int
     client: str
-    requests: int
-    elapsed_s: float
-    requests_per_s: float
-    p50_ms: float
-    p99_ms: float
-    p999_ms: float
-    max_ms: float
-    errors: int
-    error_kinds: dict[str, int]
+    summary: LoadSummary
+    """What the load generator measured (requests, latency percentiles, errors)."""
     client_cpu: float
     server_cpu: float
     groups: GroupStats | None = None

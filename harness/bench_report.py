@@ -14,7 +14,7 @@ from typing import Any
 
 from harness.bench_fold import OP_TITLES, OPS, Cell, Folded, fold
 from harness.bench_goals import goals, subjects
-from harness.bench_model import BenchResults
+from harness.bench_model import BenchResults, ThroughputRun
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -200,11 +200,19 @@ def render_markdown(results: BenchResults, plot_name: str | None) -> str:
 # -- JSON -----------------------------------------------------------------------------
 
 
+def _flat_run(run: ThroughputRun) -> dict[str, Any]:
+    """One round as a flat record: the load summary's fields beside the run's own."""
+    record = asdict(run)
+    record.update(record.pop("summary"))
+    return record
+
+
 def to_json(results: BenchResults) -> dict[str, Any]:
     """Raw rounds, folded cells and goals, as one JSON-ready dict."""
     folded = fold(results)
     data = asdict(results)
     data["targets"] = [{**asdict(t), "directory": str(t.directory)} for t in results.targets]
+    data["throughput"] = [_flat_run(run) for run in results.throughput]
     data["summary"] = {
         "throughput": [asdict(cell) for cell in folded.cells.values()],
         "large": [{**asdict(c), "p99_added_ms": c.p99_added_ms} for c in folded.large.values()],

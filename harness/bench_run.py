@@ -98,11 +98,8 @@ class Runner:
         summary = outcome.summary
         return ThroughputRun(
             target=target.name, round=rnd, op=op, connections=connections,
-            client=outcome.client, requests=summary.requests, elapsed_s=summary.elapsed_s,
-            requests_per_s=summary.requests_per_s, p50_ms=summary.p50_ms,
-            p99_ms=summary.p99_ms, p999_ms=summary.p999_ms, max_ms=summary.max_ms,
-            errors=summary.errors, error_kinds=summary.error_kinds,
-            client_cpu=outcome.client_cpu, server_cpu=server_cpu, groups=groups,
+            client=outcome.client, summary=summary, client_cpu=outcome.client_cpu,
+            server_cpu=server_cpu, groups=groups,
         )
 
     def _measure(

@@ -28,6 +28,7 @@ from harness.bench_plot import write_plot
 from harness.bench_report import render_markdown, to_json
 from harness.bench_run import find_engine_stats, group_stats
 from harness.errors import BenchError
+from harness.load import LoadSummary
 
 # -- reply framing and requests (built-in client) ----------------------------------------
 
@@ -129,8 +130,8 @@ def test_rounds_alternate_targets_and_unsafe_series_only_writes() -> None:
 
 def _run(target: str, op: str, conns: int, rps: float, p50: float = 1.0, rnd: int = 1,
          ) -> ThroughputRun:
-    return ThroughputRun(target, rnd, op, conns, "builtin", int(rps), 1.0, rps, p50, p50 * 3,
-                         p50 * 5, p50 * 9, 0, {}, 0.5, 0.9)
+    summary = LoadSummary(int(rps), 1.0, rps, p50, p50 * 3, p50 * 5, p50 * 9, 0, {})
+    return ThroughputRun(target, rnd, op, conns, "builtin", summary, 0.5, 0.9)
 
 
 def _results() -> BenchResults:
