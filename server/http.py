@@ -360,7 +360,7 @@ def encode_response(
     keep_alive: bool = True,
     headers: Headers = (),
 ) -> bytes:
-    """A whole response. For large values write `ok_value_head` and the body instead."""
+    """A whole response. For large values write a head from `VALUE_HEADS` and the body."""
     head = response_head(
         status, len(body), content_type=content_type, keep_alive=keep_alive, headers=headers
     )
@@ -374,18 +374,11 @@ def error_response(error: ProtocolError) -> bytes:
 
 # Hot-path responses, built once. Indexed by keep_alive (False == 0, True == 1).
 OK_EMPTY: Final = (encode_response(200, keep_alive=False), encode_response(200))
+"""`200` with an empty body: the answer to a durable PUT, DELETE or clear."""
 VALUE_HEADS: Final = (
     b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nContent-Type: application/octet-stream\r\n"
     b"Connection: close\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nContent-Type: application/octet-stream\r\n\r\n",
 )
 
-
-def ok_empty(keep_alive: bool) -> bytes:
-    """`200` with an empty body: the answer to a durable PUT, DELETE or clear."""
-    return OK_EMPTY[keep_alive]
-
-
-def ok_value_head(length: int, keep_alive: bool) -> bytes:
-    """Head of a `200` whose body is a stored value of `length` bytes."""
-    return VALUE_HEADS[keep_alive] % length
+"""Heads of a `200` whose body is a stored value, formatted with the value's length."""

@@ -131,15 +131,12 @@ class Committer:
         self._thread.start()
 
     # -- called from other threads ------------------------------------------------------
-    def submit(self, op: Op, key: bytes, value: bytes | None, waiter: Any) -> None:
-        """Queue one write; the sink hears about it with its group."""
-        self._queue.put((op, key, value, waiter))
-
     @property
     def enqueue(self) -> Callable[[tuple[Op, bytes, bytes | None, Any]], None]:
-        """``submit`` without the call in between: put an (op, key, value, waiter) tuple.
+        """Queue one write, given as an (op, key, value, waiter) tuple of exactly that shape.
 
-        For the engine's hot path; the tuple must have exactly that shape.
+        Returned as the queue's own ``put`` so the engine's hot path makes no extra call;
+        the sink hears about the write with its group.
         """
         return self._queue.put
 
