@@ -7,6 +7,7 @@ to ``Engine.open``; embedding code can use the blocking ``write``.
 
 from __future__ import annotations
 
+import errno
 import logging
 import posixpath
 import threading
@@ -22,7 +23,6 @@ from storage.fs import DirLock, FileSystem, OsFileSystem
 from storage.log import Log
 from storage.recovery import RecoveryMode, RecoveryReport, recover
 from storage.snapshot import write_snapshot
-from storage.wal_writer import NoSpaceError
 
 log = logging.getLogger("walkv.storage")
 
@@ -193,11 +193,8 @@ class Engine:
         before = self._log.current_path
         try:
             self._log.rotate(self._committer.next_lsn)
-        except NoSpaceError:
-            log.warning("WAL rotation postponed: no space for a new segment")
-            return False
         except OSError as exc:
-            if exc.errno == 28:  # ENOSPC while creating the segment
+            if exc.errno == errno.ENOSPC:  # NoSpaceError too: the old segment goes on
                 log.warning("WAL rotation postponed: no space for a new segment")
                 return False
             self._committer.fail(f"WAL rotation failed: {exc}")
