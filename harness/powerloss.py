@@ -45,7 +45,7 @@ import functools
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -209,7 +209,7 @@ class _Driver:
             op, key, value = self.rec.writes[i]
             self.engine.submit(op, key, value, i)
 
-    def sink(self, waiters: list[Any], outcome: Outcome) -> None:
+    def sink(self, waiters: Sequence[Any], outcome: Outcome) -> None:
         """The engine's completion callback (its committer thread)."""
         position = self.journal_len()
         for i in waiters:

@@ -19,7 +19,7 @@ import socket
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from typing import Any
 
@@ -27,12 +27,12 @@ import uvloop
 
 from server.commands import Introspect, Reply
 from server.config import Config, parse_args
-from server.connection import HttpConnection, Slot, complete_group
+from server.connection import HttpConnection, Slot, WriteBatch, complete_group
 from server.errors import StartupError
 from server.http import encode_response
 from server.metrics import Introspection, RequestCounters
 from server.router import Routed
-from storage import CorruptionError, Engine, LockHeldError, Op, Outcome, RecoveryMode
+from storage import CorruptionError, Engine, LockHeldError, Outcome, RecoveryMode
 
 log = logging.getLogger("walkv.server")
 
@@ -48,7 +48,6 @@ class ServerState:
         self.config = config
         self.loop = loop
         self.table_get: Callable[[bytes], bytes | None] = engine.table.get
-        self.submit: Callable[[Op, bytes, bytes | None, Any], None] = engine.submit
         self.max_connections = max_connections
         self.connections: set[HttpConnection] = set()
         self.shutting_down = False
@@ -58,6 +57,7 @@ class ServerState:
         self.get_hits = 0
         self.get_misses = 0
         self.counters = RequestCounters()
+        self.write_batch = WriteBatch(loop, engine.submit_batch, self.counters)
         self.introspection = Introspection(self, engine)
 
     def reply(self, method: bytes, cmd: Routed, keep_alive: bool) -> bytes:
@@ -134,11 +134,11 @@ def _version() -> str:
         return "unknown"
 
 
-def loop_sink(loop: asyncio.AbstractEventLoop) -> Callable[[list[Slot], Outcome], None]:
+def loop_sink(loop: asyncio.AbstractEventLoop) -> Callable[[Sequence[Slot], Outcome], None]:
     """The engine's group sink: one hand-off to ``loop`` per commit group, not per write."""
     call_soon = loop.call_soon_threadsafe
 
-    def sink(slots: list[Slot], outcome: Outcome) -> None:
+    def sink(slots: Sequence[Slot], outcome: Outcome) -> None:
         call_soon(complete_group, slots, outcome)
 
     return sink

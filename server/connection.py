@@ -5,6 +5,11 @@ pipelining). Writes complete asynchronously, when their commit group is durable,
 every request that cannot be answered at once takes a *slot* in the connection's
 queue, and ``_flush`` writes answers from the head of the queue as they become ready.
 
+Writes are not handed to the engine one by one: every connection appends its writes
+to the server's pending list (`WriteBatch`), which goes to the engine as one batch at
+the end of the event-loop iteration. The committer is then woken once per iteration,
+not once per write, and one iteration's writes share a commit group.
+
 Reads are answered at once when nothing is queued ahead of them. Behind a pending
 write on the same connection, a read is *deferred*: it waits in the queue and is
 evaluated only when it reaches the head, so a client that pipelines PUT then GET reads
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, cast
 
 from server.commands import KEY_NOT_FOUND, Clear, Delete, Get, Put
@@ -40,10 +46,11 @@ from server.http import (
     error_response,
 )
 from server.router import route
-from storage import EngineClosedError, EngineFailedError, Op, Outcome
+from storage import EngineClosedError, EngineFailedError, Op, Outcome, Write
 
 if TYPE_CHECKING:
     from server.app import ServerState
+    from server.metrics import RequestCounters
 
 MAX_QUEUED = 1024
 """Answers a connection may have outstanding before the server stops reading from it."""
@@ -91,7 +98,7 @@ class Slot:
         self.write = write
 
 
-def complete_group(slots: list[Slot], outcome: Outcome) -> None:
+def complete_group(slots: Sequence[Slot], outcome: Outcome) -> None:
     """Answer every write of one commit group (runs on the event loop)."""
     if outcome is _OK:
         answers = OK_EMPTY
@@ -104,11 +111,52 @@ def complete_group(slots: list[Slot], outcome: Outcome) -> None:
         slot.conn.flush()
 
 
+class WriteBatch:
+    """The writes submitted during one event-loop iteration, handed to the engine at its end.
+
+    Connections append ``(op, key, value, slot)`` to ``pending`` and call ``schedule``
+    when they made it non-empty. A refused batch (engine failed or closing) is answered
+    at once, write by write.
+    """
+
+    __slots__ = ("_call_soon", "_counters", "_submit_batch", "pending")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop,
+                 submit_batch: Callable[[list[Write]], None], counters: RequestCounters) -> None:
+        self.pending: list[Write] = []
+        self._call_soon = loop.call_soon
+        self._submit_batch = submit_batch
+        self._counters = counters
+
+    def schedule(self) -> None:
+        """Hand ``pending`` over once the loop has run this iteration's callbacks."""
+        self._call_soon(self._hand_over)
+
+    def _hand_over(self) -> None:
+        writes = self.pending[:]  # the list itself stays bound in every connection
+        self.pending.clear()
+        try:
+            self._submit_batch(writes)
+        except (EngineFailedError, EngineClosedError) as exc:
+            self._refuse(writes, exc)
+
+    def _refuse(self, writes: list[Write], exc: EngineFailedError | EngineClosedError) -> None:
+        """The engine would not take the writes: answer each now, and count the 503s."""
+        closing = isinstance(exc, EngineClosedError)
+        for op, _, _, slot in writes:
+            if closing:
+                slot.data, slot.keep_alive = _SHUTTING_DOWN, False
+            else:
+                slot.data = _UNAVAILABLE[slot.keep_alive]
+            self._counters.count(b"PUT" if op is _PUT else b"DELETE", 503)
+            slot.conn.flush()
+
+
 class HttpConnection(asyncio.Protocol):
     """asyncio protocol for one client connection (see the module docstring)."""
 
-    __slots__ = ("_active", "_closing", "_deferred", "_enqueue", "_get", "_idle", "_parser",
-                 "_paused", "_peer_full", "_queue", "_state", "_transport")
+    __slots__ = ("_active", "_batch", "_closing", "_deferred", "_get", "_idle", "_parser",
+                 "_paused", "_peer_full", "_pending", "_queue", "_state", "_transport")
 
     def __init__(self, state: ServerState) -> None:
         self._state = state
@@ -126,7 +174,8 @@ class HttpConnection(asyncio.Protocol):
         self._active = False
         """Data arrived since the idle timer last looked (cheaper than a clock read)."""
         self._get = state.table_get
-        self._enqueue = state.submit
+        self._batch = state.write_batch
+        self._pending = state.write_batch.pending
         self._idle: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol ---------------------------------------------------------------
@@ -208,12 +257,14 @@ class HttpConnection(asyncio.Protocol):
             return
         slot = Slot(self, keep_alive)
         self._queue.append(slot)
-        try:
-            self._enqueue(op, key, value, slot)  # _submit, inlined for the common case
-        except (EngineFailedError, EngineClosedError) as exc:
-            self._refuse(slot, op, exc)
-            if slot is self._queue[0]:
-                self.flush()
+        self._submit(slot, op, key, value)
+
+    def _submit(self, slot: Slot, op: Op, key: bytes, value: bytes | None) -> None:
+        """Add a queued write to this iteration's batch; ``slot`` hears of its group."""
+        pending = self._pending
+        pending.append((op, key, value, slot))
+        if len(pending) == 1:
+            self._batch.schedule()
 
     def _defer(self, slot: Slot) -> None:
         self._deferred += 1
@@ -229,23 +280,6 @@ class HttpConnection(asyncio.Protocol):
         if size < _LARGE_VALUE:
             return VALUE_HEADS[keep_alive] % size + value
         return VALUE_HEADS[keep_alive] % size, value
-
-    def _submit(self, slot: Slot, op: Op, key: bytes, value: bytes | None) -> bool:
-        """Hand a queued write to the engine. False if it was refused (answered now)."""
-        try:
-            self._enqueue(op, key, value, slot)
-        except (EngineFailedError, EngineClosedError) as exc:
-            self._refuse(slot, op, exc)
-            return False
-        return True
-
-    def _refuse(self, slot: Slot, op: Op, exc: EngineFailedError | EngineClosedError) -> None:
-        """The engine would not take the write: answer it now, and count the 503."""
-        if isinstance(exc, EngineFailedError):
-            slot.data = _UNAVAILABLE[slot.keep_alive]
-        else:
-            slot.data, slot.keep_alive = _SHUTTING_DOWN, False
-        self._state.counters.count(b"PUT" if op is _PUT else b"DELETE", 503)
 
     def _answer(self, data: bytes, keep_alive: bool) -> None:
         """An answer known now: write it, or queue it behind earlier ones."""
@@ -271,10 +305,8 @@ class HttpConnection(asyncio.Protocol):
                     self._deferred -= 1
                     op, key, value = slot.write
                     slot.write = None
-                    if self._submit(slot, op, key, value):
-                        break  # answered when its group commits
-                    data = slot.data
-                    assert data is not None
+                    self._submit(slot, op, key, value)
+                    break  # answered when its group commits
                 else:
                     break  # a write still waiting for its commit group
             queue.popleft()

@@ -11,7 +11,7 @@ Python program::
 """
 
 from storage.checkpoint import CheckpointMode, CheckpointPolicy
-from storage.committer import GroupSink, Outcome
+from storage.committer import GroupSink, Outcome, Write
 from storage.engine import Engine, EngineOptions
 from storage.errors import (
     CorruptionError,
@@ -38,4 +38,5 @@ __all__ = [
     "RecoveryMode",
     "RecoveryReport",
     "StorageError",
+    "Write",
 ]

@@ -2,19 +2,23 @@
 
 Theory of operation
 -------------------
-Writers (the event loop) call ``submit``, which only puts ``(op, key, value,
-waiter)`` on a queue: nothing is visible yet. The committer thread takes the first
-pending write, then everything else already queued (up to ``group_max_bytes``), and
-makes it one commit group:
+Writers hand writes over in *batches* (``submit_batch``: a list of ``(op, key, value,
+waiter)``; nothing is visible yet). A server hands over everything it parsed in one
+event-loop iteration as one batch, so the committer is woken at most once per
+iteration and sees an iteration's writes together. The committer thread takes the
+first waiting batch, then every other batch already handed over, and makes them one
+commit group:
 
 1. encode the group as one WAL frame (its first LSN is the next unused LSN),
 2. one ``write`` and one ``fdatasync`` (``Log.append``),
 3. apply the group to the table in log order (now, and only now, readers see it),
 4. hand the whole group's waiters to the sink in one call, with one outcome.
 
-While step 2 runs, new writes queue up and form the next group. There is no timer and
-no batch size: at low load a write waits for one fsync, at high load a group holds
-whatever arrived during the previous fsync. All waiters of a group share its outcome:
+While step 2 runs, new batches queue up and form the next group. There is no timer
+and no batch size: at low load a write waits for one fsync, at high load a group holds
+whatever arrived during the previous fsync. A group larger than ``group_max_bytes``
+of keys and values is split into several (rare: only huge values or huge batches).
+All waiters of a group share its outcome:
 
 * OK: durable and applied.
 * NO_SPACE: the device was full; the frame was cut back, nothing was applied, the
@@ -23,6 +27,13 @@ whatever arrived during the previous fsync. All waiters of a group share its out
   fsync the kernel may have dropped the dirty pages: never retry it), so the
   committer is *failed* for good: this and every later group gets FAILED without
   touching the disk. Reads are unaffected.
+
+Why batches: the committer's own work per group is then a few calls into C (columns
+by ``zip``, msgpack, one write, one fdatasync, one ``dict.update``) however many
+writes it holds, and groups are as large as the load makes them. Measured here with
+256 clients (``python -m harness bench --baseline``, 3 rounds): mean group 33 -> 98
+writes, fsyncs/s ~1,150 -> 420, PUTs/s +18% (fsync costs CPU on a VM, and a 2-core
+machine has none to spare).
 
 Control work that must not race with commits (starting a checkpoint, deleting
 covered segments, stopping) runs on the same thread, between groups.
@@ -35,7 +46,7 @@ import queue
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import IntEnum
 from typing import Any
 
@@ -55,7 +66,10 @@ class Outcome(IntEnum):
     FAILED = 2
 
 
-GroupSink = Callable[[list[Any], Outcome], None]
+Write = tuple[Op, bytes, bytes | None, Any]
+"""One write as handed to the committer: op, key, value (None unless PUT), waiter."""
+
+GroupSink = Callable[[Sequence[Any], Outcome], None]
 """Receives each group's waiters and outcome, once per group, on the committer thread."""
 
 
@@ -131,14 +145,12 @@ class Committer:
         self._thread.start()
 
     # -- called from other threads ------------------------------------------------------
-    @property
-    def enqueue(self) -> Callable[[tuple[Op, bytes, bytes | None, Any]], None]:
-        """Queue one write, given as an (op, key, value, waiter) tuple of exactly that shape.
+    def submit_batch(self, writes: list[Write]) -> None:
+        """Hand ``writes`` (validated by the engine) to the committer; the list is taken over.
 
-        Returned as the queue's own ``put`` so the engine's hot path makes no extra call;
-        the sink hears about the write with its group.
+        The sink hears about each write with its group.
         """
-        return self._queue.put
+        self._queue.put(writes)
 
     def post(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on the committer thread between groups (does not wait)."""
@@ -162,37 +174,38 @@ class Committer:
 
     # -- the committer thread -----------------------------------------------------------
     def _run(self) -> None:
-        get, get_nowait, cap = self._queue.get, self._queue.get_nowait, self._group_max_bytes
+        get, get_nowait = self._queue.get, self._queue.get_nowait
         carry: Any = None
         while True:
             item = carry if carry is not None else get()
             carry = None
-            if type(item) is not tuple:
+            if type(item) is not list:
                 if item is _STOP:
                     return
                 self._run_control(item)
                 continue
-            # One commit group, gathered column-wise (the frame's layout).
-            op, key, value, waiter = item
-            ops = bytearray((op,))
-            keys = [key]
-            values = [value]
-            waiters = [waiter]
-            size = len(key) + (len(value) if value else 0)
-            while size < cap:
+            # Every batch already handed over joins this group.
+            writes: list[Write] = item
+            while True:
                 try:
                     item = get_nowait()
                 except queue.Empty:
                     break
-                if type(item) is not tuple:
+                if type(item) is not list:
                     carry = item
                     break
-                op, key, value, waiter = item
-                ops.append(op)
-                keys.append(key)
-                values.append(value)
-                waiters.append(waiter)
-                size += len(key) + (len(value) if value else 0)
+                writes += item
+            self._commit_writes(writes)
+
+    def _commit_writes(self, writes: list[Write]) -> None:
+        # Column-wise, the frame's layout, in C: no per-write Python code here.
+        ops, keys, values, waiters = zip(*writes, strict=True)
+        size = sum(map(len, keys)) + sum(map(len, filter(None, values)))
+        if size <= self._group_max_bytes or len(writes) == 1:
+            self._commit(bytes(ops), keys, values, waiters)
+            return
+        for group in _split(writes, self._group_max_bytes):
+            ops, keys, values, waiters = zip(*group, strict=True)
             self._commit(bytes(ops), keys, values, waiters)
 
     def _run_control(self, control: _Control) -> None:
@@ -205,8 +218,8 @@ class Committer:
         finally:
             control.done.set()
 
-    def _commit(self, ops: bytes, keys: list[bytes], values: list[bytes | None],
-                waiters: list[Any]) -> None:
+    def _commit(self, ops: bytes, keys: Sequence[bytes], values: Sequence[bytes | None],
+                waiters: Sequence[Any]) -> None:
         if self.failed is not None:
             self._refuse(ops, Outcome.FAILED)
             self._sink(waiters, Outcome.FAILED)
@@ -266,3 +279,20 @@ class Committer:
             log.error("storage failed, writes refused until restart (reads continue): %s", why,
                       extra={"fields": {"event": "storage_failed"}})
             self._log.abandon_after_failure()
+
+
+def _split(writes: list[Write], cap: int) -> list[list[Write]]:
+    """Cut ``writes`` into groups, each closed once it holds ``cap`` key+value bytes."""
+    groups: list[list[Write]] = []
+    group: list[Write] = []
+    size = 0
+    for write in writes:
+        group.append(write)
+        value = write[2]
+        size += len(write[1]) + (len(value) if value else 0)
+        if size >= cap:
+            groups.append(group)
+            group, size = [], 0
+    if group:
+        groups.append(group)
+    return groups

@@ -12,11 +12,12 @@ import logging
 import posixpath
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from storage.checkpoint import CheckpointMode, CheckpointPolicy, CheckpointResult, start_checkpoint
-from storage.committer import GROUP_BUCKETS, SYNC_BUCKETS, Committer, GroupSink, Outcome
+from storage.committer import GROUP_BUCKETS, SYNC_BUCKETS, Committer, GroupSink, Outcome, Write
 from storage.errors import EngineClosedError, EngineFailedError
 from storage.format import LOCK_NAME, SNAP_DIR, Op, snapshot_name
 from storage.fs import DirLock, FileSystem, OsFileSystem
@@ -63,7 +64,7 @@ class _SyncWaiter:
         self.event.set()
 
 
-def _deliver_each(waiters: list[Any], outcome: Outcome) -> None:
+def _deliver_each(waiters: Sequence[Any], outcome: Outcome) -> None:
     for waiter in waiters:
         waiter.deliver(outcome)
 
@@ -110,7 +111,7 @@ class Engine:
         self._ckpt.idle.set()
         self._committer = Committer(self._log, self.table, state.last_lsn + 1, sink,
                                     options.group_max_bytes, self._after_commit)
-        self._enqueue = self._committer.enqueue
+        self._hand_over = self._committer.submit_batch
 
     @classmethod
     def open(cls, root: str, options: EngineOptions | None = None, fs: FileSystem | None = None,
@@ -142,21 +143,33 @@ class Engine:
         return len(self.table)
 
     def submit(self, op: Op, key: bytes, value: bytes | None, waiter: Any) -> None:
-        """Queue a write. It becomes visible, and the sink hears of it, once durable.
+        """Queue one write (``submit_batch`` with a batch of one)."""
+        self.submit_batch([(op, key, value, waiter)])
 
-        Raises EngineFailedError after a log failure, EngineClosedError after close(),
-        TypeError if ``key`` (or a PUT's ``value``) is not ``bytes``.
+    def submit_batch(self, writes: list[Write]) -> None:
+        """Queue writes ``(op, key, value, waiter)``; the list is taken over.
+
+        A write becomes visible, and the sink hears of it, once durable. Batches that
+        reach the committer while it is busy are committed together, so a caller that
+        collects its writes (a server: one batch per event-loop iteration) gets large
+        commit groups and wakes the committer once per batch, not once per write.
+
+        Raises, before anything of the batch is queued: EngineFailedError after a log
+        failure, EngineClosedError after close(), TypeError if a key (or a PUT's value)
+        is not ``bytes``.
         """
         # Checked here because the log would accept it, acknowledge it, and then
         # recovery would reject the frame: one bad call must not poison the WAL.
-        if type(key) is not bytes or (op == _PUT and type(value) is not bytes):
-            raise TypeError("key must be bytes, and a PUT needs a bytes value")
+        for op, key, value, _ in writes:
+            if type(key) is not bytes or (op == _PUT and type(value) is not bytes):
+                raise TypeError("key must be bytes, and a PUT needs a bytes value")
         if self._closing:
             raise EngineClosedError("engine is closing")
         failed = self._committer.failed
         if failed is not None:
             raise EngineFailedError(failed)
-        self._enqueue((op, key, value, waiter))
+        if writes:
+            self._hand_over(writes)
 
     def write(self, op: Op, key: bytes = b"", value: bytes | None = None) -> Outcome:
         """Submit one write and block until its group is committed (default sink only)."""

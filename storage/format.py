@@ -8,6 +8,7 @@ version and teach the reader the old one.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from enum import IntEnum
 from typing import Any
 
@@ -117,8 +118,8 @@ def decode_segment_header(data: bytes | memoryview) -> int | None:
     return int(first_lsn)
 
 
-def encode_group(first_lsn: int, ops: bytes, keys: list[bytes],
-                 values: list[bytes | None]) -> bytes:
+def encode_group(first_lsn: int, ops: bytes, keys: Sequence[bytes],
+                 values: Sequence[bytes | None]) -> bytes:
     """One WAL frame holding a whole commit group, given column-wise."""
     payload = msgpack.packb([first_lsn, ops, keys, values], use_bin_type=True)
     length = _u32.pack(len(payload))

@@ -3,13 +3,15 @@ after each fsync and by recovery while replaying the WAL."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from storage.format import Op
 
 _PUT, _DELETE = Op.PUT, Op.DELETE  # bound once: enum attribute lookups are slow
 
 
-def apply_group(table: dict[bytes, bytes], ops: bytes, keys: list[bytes],
-                values: list[bytes | None]) -> None:
+def apply_group(table: dict[bytes, bytes], ops: bytes, keys: Sequence[bytes],
+                values: Sequence[bytes | None]) -> None:
     """Apply records (given column-wise, in log order) to ``table``."""
     if ops.count(_PUT) == len(ops):
         # The common group, all PUTs: one C-level update, no loop in Python.

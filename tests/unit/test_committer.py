@@ -12,6 +12,7 @@ import os
 import random
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -107,18 +108,24 @@ class RecordingSink:
         self.done = threading.Event()
         self.expect = -1
 
-    def __call__(self, waiters: list[Any], outcome: Outcome) -> None:
+    def __call__(self, waiters: Sequence[Any], outcome: Outcome) -> None:
         assert self.engine is not None
         self.calls.append((list(waiters), outcome, dict(self.engine.table)))
         if self.expect in waiters:
             self.done.set()
 
 
+def recording_engine(fs: MemFileSystem, **opts: Any) -> tuple[Engine, RecordingSink]:
+    """An engine on ``fs`` whose groups a ``RecordingSink`` records."""
+    sink = RecordingSink()
+    engine = Engine.open(ROOT, options(**opts), fs=fs, sink=sink)
+    sink.engine = engine
+    return engine, sink
+
+
 def test_writes_queued_during_fsync_commit_as_one_group() -> None:
     fs = GatedFs()
-    sink = RecordingSink()
-    engine = Engine.open(ROOT, options(), fs=fs, sink=sink)
-    sink.engine = engine
+    engine, sink = recording_engine(fs)
     writes: list[Write] = [(Op.PUT, b"first", b"0")]
     writes += [(Op.PUT, b"k%d" % (i % 7), b"v%d" % i) for i in range(1, 41)]
     writes += [
@@ -162,9 +169,7 @@ def test_writes_queued_during_fsync_commit_as_one_group() -> None:
 
 def test_group_size_is_capped_in_bytes() -> None:
     fs = GatedFs()
-    sink = RecordingSink()
-    engine = Engine.open(ROOT, options(group_max_bytes=200), fs=fs, sink=sink)
-    sink.engine = engine
+    engine, sink = recording_engine(fs, group_max_bytes=200)
     # Every write is 50 key+value bytes: a group closes once it reaches 200.
     writes: list[Write] = [(Op.PUT, b"%02d" % i, b"%048d" % i) for i in range(22)]
     sink.expect = 21
@@ -190,6 +195,67 @@ def test_group_size_is_capped_in_bytes() -> None:
         [21],
     ]
     assert sink.calls == [(g, Outcome.OK, states[g[-1] + 1]) for g in groups]
+
+
+def test_batches_handed_over_during_fsync_commit_as_one_group_in_order() -> None:
+    fs = GatedFs()
+    engine, sink = recording_engine(fs)
+    writes: list[Write] = [(Op.PUT, b"k%d" % (i % 5), b"v%d" % i) for i in range(30)]
+    writes[12] = (Op.DELETE, b"k2", None)
+    writes[20] = (Op.CLEAR, b"", None)
+    sink.expect = 29
+    try:
+        gate = fs.hold_next_sync()
+        engine.submit_batch([(*writes[0], 0), (*writes[1], 1)])
+        assert fs.blocked.wait(WAIT)
+        # Three batches arrive while the first one's fsync is in flight.
+        for lo, hi in ((2, 9), (9, 10), (10, 30)):
+            engine.submit_batch([(*writes[i], i) for i in range(lo, hi)])
+        assert engine.table == {}
+        gate.set()
+        assert sink.done.wait(WAIT)
+    finally:
+        engine.close()
+
+    states = states_of(writes)
+    assert sink.calls == [
+        ([0, 1], Outcome.OK, states[2]),
+        (list(range(2, 30)), Outcome.OK, states[30]),
+    ]
+    with opened(ROOT, options(), fs=fs) as again:
+        assert again.table == states[30]
+        assert again.recovery_report.frames_replayed == 2
+
+
+def test_a_batch_over_the_byte_cap_is_split_into_capped_groups() -> None:
+    fs = MemFileSystem()
+    engine, sink = recording_engine(fs, group_max_bytes=200)
+    # 50 key+value bytes each, one DELETE (2 bytes) in the middle: groups close at 200.
+    writes: list[Write] = [(Op.PUT, b"%02d" % i, b"%048d" % i) for i in range(11)]
+    writes[5] = (Op.DELETE, b"02", None)
+    sink.expect = 10
+    try:
+        engine.submit_batch([(*write, i) for i, write in enumerate(writes)])
+        assert sink.done.wait(WAIT)
+    finally:
+        engine.close()
+
+    states = states_of(writes)
+    groups = [[0, 1, 2, 3], [4, 5, 6, 7, 8], [9, 10]]
+    assert sink.calls == [(g, Outcome.OK, states[g[-1] + 1]) for g in groups]
+    assert recovered(fs.crash()) == states[-1]
+
+
+def test_a_batch_with_one_bad_write_is_refused_whole() -> None:
+    fs = MemFileSystem()
+    with opened(ROOT, options(), fs=fs) as engine:
+        waiter = Waiter()
+        with pytest.raises(TypeError):
+            engine.submit_batch([(Op.PUT, b"good", b"1", waiter),
+                                 (Op.PUT, b"bad", "text", Waiter())])
+        assert engine.write(Op.PUT, b"after", b"2") is Outcome.OK
+        assert not waiter.event.is_set()
+    assert recovered(fs.crash()) == {b"after": b"2"}
 
 
 # -- failures -------------------------------------------------------------------------
