@@ -10,7 +10,7 @@ first waiting batch, then every other batch already handed over, and makes them 
 commit group:
 
 1. encode the group as one WAL frame (its first LSN is the next unused LSN),
-2. one ``write`` and one ``fdatasync`` (``Log.append``),
+2. one synced write (``Log.append``: ``pwritev2(RWF_DSYNC)``, or write + fdatasync),
 3. apply the group to the table in log order (now, and only now, readers see it),
 4. hand the whole group's waiters to the sink in one call, with one outcome.
 
@@ -29,7 +29,7 @@ All waiters of a group share its outcome:
   touching the disk. Reads are unaffected.
 
 Why batches: the committer's own work per group is then a few calls into C (columns
-by ``zip``, msgpack, one write, one fdatasync, one ``dict.update``) however many
+by ``zip``, msgpack, one synced write, one ``dict.update``) however many
 writes it holds, and groups are as large as the load makes them. Measured here with
 256 clients (``python -m harness bench --baseline``, 3 rounds): mean group 33 -> 98
 writes, fsyncs/s ~1,150 -> 420, PUTs/s +18% (fsync costs CPU on a VM, and a 2-core
@@ -95,7 +95,7 @@ _OK = Outcome.OK
 
 SYNC_BUCKETS: tuple[float, ...] = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
                                    0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-"""Upper bounds (seconds) of the histogram of one group's write + fdatasync time."""
+"""Upper bounds (seconds) of the histogram of one group's synced write."""
 GROUP_BUCKETS: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384)
 """Upper bounds of the histogram of writes per commit group."""
 

@@ -12,7 +12,7 @@ import contextlib
 import errno
 import fcntl
 import os
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from storage.errors import LockHeldError
 from storage.format import TMP_SUFFIX
@@ -26,6 +26,16 @@ class FileHandle(Protocol):
 
     def sync(self) -> None:
         """fdatasync: make written data durable. Raises OSError on failure."""
+
+    def write_durable(self, offset: int, data: bytes) -> None:
+        """``write_at`` then ``sync``, as one system call where the OS has one.
+
+        On Linux this is ``pwritev2(RWF_DSYNC)``: the write returns once its data, and
+        the metadata needed to read it back, are on stable storage, as after
+        fdatasync. One call instead of two matters to a Python thread: every system
+        call releases the GIL, and taking it back from a busy event loop costs tens of
+        microseconds.
+        """
 
     def allocate(self, length: int) -> None:
         """Reserve ``length`` bytes (the file reads as zeros up to there)."""
@@ -84,8 +94,13 @@ class FileSystem(Protocol):
         """Take an exclusive lock on ``path`` or raise LockHeldError."""
 
 
+_RWF_DSYNC: int = getattr(os, "RWF_DSYNC", 0)
+
+
 class _OsFile:
     __slots__ = ("_fd",)
+    dsync_writes: ClassVar[bool] = _RWF_DSYNC != 0
+    """Whether ``pwritev2(RWF_DSYNC)`` is used (Linux 4.7+); off after ENOSYS/EOPNOTSUPP."""
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
@@ -101,6 +116,29 @@ class _OsFile:
 
     def sync(self) -> None:
         os.fdatasync(self._fd)
+
+    def write_durable(self, offset: int, data: bytes) -> None:
+        if not _OsFile.dsync_writes:
+            self.write_at(offset, data)
+            self.sync()
+            return
+        view = memoryview(data)
+        while view:
+            try:
+                n = os.pwritev(self._fd, [view], offset, _RWF_DSYNC)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSYS, errno.EOPNOTSUPP) or len(view) != len(data):
+                    raise
+                # No pwritev2 flags here (old kernel, or this filesystem): nothing was
+                # written, so the two-call form is exact.
+                _OsFile.dsync_writes = False
+                self.write_at(offset, data)
+                self.sync()
+                return
+            if n == 0:  # pragma: no cover - pwritev never returns 0 for a non-empty buffer
+                raise OSError(errno.EIO, "pwritev wrote nothing")
+            view = view[n:]
+            offset += n
 
     def allocate(self, length: int) -> None:
         os.posix_fallocate(self._fd, 0, length)

@@ -39,9 +39,7 @@ class Log:
         OSError for anything else, after which the log must not be used again.
         """
         writer = self._writer
-        writer.append(frame)
-        if self._fsync:
-            writer.sync()
+        writer.append(frame, sync=self._fsync)
         writer.good_offset = writer.offset
         self.bytes_written += len(frame)
 

@@ -153,6 +153,12 @@ class _MemFile:
         self._fs._before_sync()
         self._do(FsOpKind.SYNC)
 
+    def write_durable(self, offset: int, data: bytes) -> None:
+        # A power cut during a DSYNC write leaves what a cut between the write and an
+        # fdatasync leaves: any prefix of the write, or all of it.
+        self.write_at(offset, data)
+        self.sync()
+
     def allocate(self, length: int) -> None:
         grow = length - len(self._inode.data)
         if grow > 0:
