@@ -167,6 +167,16 @@ class Folded:
     cells: dict[tuple[str, str, int], Cell]
     large: dict[str, LargeCell]
     bursts: dict[str, BurstCell]
+    by_round: dict[tuple[str, str, int], dict[int, float]]
+    """Requests/s of each round, keyed like ``cells``: for ratios of runs made side by
+    side (one round runs every target in turn), which drift on a shared machine
+    affects far less than a ratio of medians taken minutes apart."""
+
+    def paired_ratios(self, a: str, b: str, op: str, conns: int) -> list[float]:
+        """A/B requests/s of every round that measured both, in round order."""
+        mine = self.by_round.get((a, op, conns), {})
+        other = self.by_round.get((b, op, conns), {})
+        return [mine[r] / other[r] for r in sorted(mine) if other.get(r)]
 
 
 def fold(results: BenchResults) -> Folded:
@@ -175,4 +185,12 @@ def fold(results: BenchResults) -> Folded:
         cells=fold_throughput(results.throughput),
         large=fold_by_target(results.large, fold_large),
         bursts=fold_by_target(results.bursts, fold_burst),
+        by_round=_by_round(results.throughput),
     )
+
+
+def _by_round(runs: list[ThroughputRun]) -> dict[tuple[str, str, int], dict[int, float]]:
+    rounds: dict[tuple[str, str, int], dict[int, float]] = defaultdict(dict)
+    for run in runs:
+        rounds[(run.target, run.op, run.connections)][run.round] = run.summary.requests_per_s
+    return dict(rounds)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.bench_fold import CEILING, Folded
+from harness.bench_fold import CEILING, Folded, median
 from harness.bench_model import Target
 
 
@@ -30,10 +30,14 @@ def _ratio_goal(folded: Folded, subject: str, op: str, conns: int, least: float,
                 name: str) -> Goal:
     mine = folded.cells.get((subject, op, conns))
     ceiling = folded.cells.get((CEILING, op, conns))
-    if mine is None or ceiling is None or not ceiling.requests_per_s:
+    ratios = folded.paired_ratios(subject, CEILING, op, conns)
+    if mine is None or ceiling is None or not ratios:
         return Goal(name, subject, "not measured", "n/a", None)
-    ratio = mine.requests_per_s / ceiling.requests_per_s
-    text = f"{ratio:.2f}x ({mine.requests_per_s:,.0f} vs {ceiling.requests_per_s:,.0f}/s)"
+    # The median of per-round ratios: each round runs the targets back to back.
+    ratio = median(ratios)
+    spread = f"rounds {min(ratios):.2f}-{max(ratios):.2f}; " if len(ratios) > 1 else ""
+    text = (f"{ratio:.2f}x ({spread}medians {mine.requests_per_s:,.0f} vs "
+            f"{ceiling.requests_per_s:,.0f}/s)")
     return Goal(name, subject, text, "PASS" if ratio >= least else "MISS", ratio)
 
 
