@@ -9,7 +9,7 @@ walkv_bootstrap "$root" "test" || exit 1
 py="$root/.venv/bin/python"
 
 echo "== ruff"
-"$py" -m ruff check server storage harness tests
+"$py" -m ruff check server storage harness tests tools
 echo "== mypy (strict)"
 "$py" -m mypy
 echo "== pytest"
