@@ -148,10 +148,12 @@ class Progress:
         return self
 
     def advance(self, steps: int = 1, status: str = "") -> None:
-        """Record ``steps`` more steps done."""
+        """Record ``steps`` more steps done (past ``total``, the total grows with them:
+        a run that finishes whole rounds may do a few more steps than it aimed for)."""
         self.done += steps
+        self.total = max(self.total, self.done)
         if self._rich is not None:
-            self._rich.update(self._task, advance=steps, status=status)
+            self._rich.update(self._task, advance=steps, total=self.total, status=status)
         elif self.enabled and self.done >= self._next_line:
             self._next_line = self.done + max(1, self.total // 10)
             elapsed = time.monotonic() - self._started
