@@ -264,10 +264,7 @@ class HttpConnection(asyncio.Protocol):
             return
         slot = Slot(self, keep_alive)
         self._queue.append(slot)
-        pending = self._pending  # _submit, inlined: this runs for every write
-        pending.append((op, key, value, slot))
-        if len(pending) == 1:
-            self._batch.schedule()
+        self._submit(slot, op, key, value)
 
     def _submit(self, slot: Slot, op: Op, key: bytes, value: bytes | None) -> None:
         """Add a queued write to this iteration's batch; ``slot`` hears of its group."""
@@ -323,11 +320,7 @@ class HttpConnection(asyncio.Protocol):
                 else:
                     break  # a write still waiting for its commit group
             queue.popleft()
-            transport = self._transport
-            if type(data) is bytes and slot.keep_alive and not self._closing and transport:
-                transport.write(data)  # `_write`'s usual case, without the call
-            else:
-                self._write(data, slot.keep_alive)
+            self._write(data, slot.keep_alive)
         if self._paused and len(queue) < MAX_QUEUED // 2:
             self._update_reading()
 
