@@ -118,27 +118,28 @@ class _OsFile:
         os.fdatasync(self._fd)
 
     def write_durable(self, offset: int, data: bytes) -> None:
-        if not _OsFile.dsync_writes:
+        if not (_OsFile.dsync_writes and self._write_dsync(offset, data)):
             self.write_at(offset, data)
             self.sync()
-            return
+
+    def _write_dsync(self, offset: int, data: bytes) -> bool:
+        """All of ``data`` by ``pwritev2(RWF_DSYNC)``; False if the kernel cannot do it."""
         view = memoryview(data)
         while view:
             try:
                 n = os.pwritev(self._fd, [view], offset, _RWF_DSYNC)
             except OSError as exc:
-                if exc.errno not in (errno.ENOSYS, errno.EOPNOTSUPP) or len(view) != len(data):
-                    raise
-                # No pwritev2 flags here (old kernel, or this filesystem): nothing was
-                # written, so the two-call form is exact.
-                _OsFile.dsync_writes = False
-                self.write_at(offset, data)
-                self.sync()
-                return
+                if exc.errno in (errno.ENOSYS, errno.EOPNOTSUPP) and len(view) == len(data):
+                    # No pwritev2 flags here (old kernel, or this filesystem): nothing was
+                    # written, so the two-call form is exact, from now on.
+                    _OsFile.dsync_writes = False
+                    return False
+                raise
             if n == 0:  # pragma: no cover - pwritev never returns 0 for a non-empty buffer
                 raise OSError(errno.EIO, "pwritev wrote nothing")
             view = view[n:]
             offset += n
+        return True
 
     def allocate(self, length: int) -> None:
         os.posix_fallocate(self._fd, 0, length)
