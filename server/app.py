@@ -25,6 +25,7 @@ from typing import Any
 
 import uvloop
 
+import server
 from server.commands import Introspect, Reply
 from server.config import Config, parse_args
 from server.connection import HttpConnection, Slot, WriteBatch, complete_group
@@ -221,8 +222,9 @@ async def serve(config: Config, engine: Engine, sock: socket.socket,
 def run(config: Config) -> int:
     """Start the server with ``config``; returns the process exit status."""
     configure_logging(config.log_level, config.log_format)
-    log.info("walkv %s starting (pid %d, working directory %s)", _version(), os.getpid(),
-             os.path.abspath(config.working_dir), extra={"fields": {"event": "start"}})
+    log.info("walkv %s starting (pid %d, working directory %s, request path %s)", _version(),
+             os.getpid(), os.path.abspath(config.working_dir), server.native,
+             extra={"fields": {"event": "start", "request_path": server.native}})
     if config.unsafe_no_fsync:
         log.warning("UNSAFE: --unsafe-no-fsync is set; acknowledged writes can be lost")
     loop = uvloop.new_event_loop()

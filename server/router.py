@@ -28,7 +28,7 @@ Interpretations, where the contract is silent:
 
 from __future__ import annotations
 
-from typing import Final, TypeAlias
+from typing import Any, Final, TypeAlias
 from urllib.parse import unquote_to_bytes
 
 import httptools
@@ -114,7 +114,10 @@ def _path(target: bytes) -> bytes:
     if target.startswith(b"/"):
         return _strip_query(target)
     try:
-        path = httptools.parse_url(target).path
+        # Any, not the stub's URL: its `path: bytes` is None for an absolute-form
+        # target with no path ("http://h"), and compiled code checks declared types.
+        url: Any = httptools.parse_url(target)
     except httptools.HttpParserInvalidURLError:
         return b""
+    path: bytes | None = url.path
     return path or b""

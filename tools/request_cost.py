@@ -29,7 +29,7 @@ from typing import Any
 
 from harness.ceiling import KVProtocol
 from server.config import Config
-from server.connection import HttpConnection, complete_group
+from server.connection import HttpConnection, WriteBatch, complete_group
 from storage import Outcome
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -74,16 +74,12 @@ def requests(op: str, n: int) -> list[bytes]:
 
 def walkv_feeder(transport: CountingTransport) -> Callable[[bytes], None]:
     """``data_received`` of a real HttpConnection over a stand-in server state."""
-    class Batch:
-        def __init__(self) -> None:
-            self.pending: list[Any] = []
-
-        def schedule(self) -> None:
-            pass
-
     class Loop:
         def call_later(self, *args: Any) -> None:
             return None
+
+        def call_soon(self, *args: Any) -> None:
+            return None  # the batch is completed by `feed` instead
 
     class State:
         def __init__(self) -> None:
@@ -93,7 +89,8 @@ def walkv_feeder(transport: CountingTransport) -> Callable[[bytes], None]:
             self.max_connections = 1 << 20
             self.table = {b"key-%d" % i: b"v" * 100 for i in range(1000)}
             self.table_get = self.table.get
-            self.write_batch = Batch()
+            # The real class: compiled code checks the types of what it is given.
+            self.write_batch = WriteBatch(self.loop, None, None)  # type: ignore[arg-type]
             self.get_hits = self.get_misses = 0
 
         def connection_closed(self, conn: Any) -> None:
