@@ -253,7 +253,8 @@ def _checkpoint_metrics(s: dict[str, Any]) -> Iterator[Metric]:
     yield _gauge("walkv_checkpoint_last_duration_seconds", "Duration of the last completed "
                  "checkpoint", s["checkpoint_last_duration_seconds"])
     yield _gauge("walkv_checkpoint_last_pause_seconds", "Commits paused to start the last "
-                 "checkpoint (fork or copy)", s["checkpoint_last_start_pause_seconds"])
+                 "checkpoint (WAL rotation, then fork or copy)",
+                 s["checkpoint_last_start_pause_seconds"])
     yield _gauge("walkv_snapshot_last_bytes", "Size of the last snapshot written",
                  s["snapshot_last_bytes"])
     age = s["snapshot_age_seconds"]
