@@ -16,7 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from storage.checkpoint import CheckpointMode, CheckpointPolicy, CheckpointResult, start_checkpoint
+from storage.checkpoint import (
+    CheckpointMode,
+    CheckpointPolicy,
+    CheckpointResult,
+    ForkReaper,
+    start_checkpoint,
+)
 from storage.committer import GROUP_BUCKETS, SYNC_BUCKETS, Committer, GroupSink, Outcome, Write
 from storage.errors import EngineClosedError, EngineFailedError
 from storage.format import LOCK_NAME, SNAP_DIR, Op, snapshot_name
@@ -109,6 +115,8 @@ class Engine:
         self._ckpt = _CheckpointState(snapshots=state.snapshots)
         self._ckpt.bytes_at_snapshot = -state.wal_bytes_since_snapshot
         self._ckpt.idle.set()
+        self._reaper = (ForkReaper() if options.checkpoint_mode is CheckpointMode.FORK
+                        else None)
         self._committer = Committer(self._log, self.table, state.last_lsn + 1, sink,
                                     options.group_max_bytes, self._after_commit)
         self._hand_over = self._committer.submit_batch
@@ -233,7 +241,7 @@ class Engine:
         ckpt.bytes_at_snapshot = self._log.bytes_written
         ckpt.started_at = time.monotonic()
         start_checkpoint(self.options.checkpoint_mode, self._fs, self.root, lsn, self.table,
-                         self._checkpoint_finished)
+                         self._checkpoint_finished, self._reaper)
         done = time.perf_counter()
         ckpt.last_start_pause = done - started
         log.info("checkpoint started at LSN %d (%d keys, %s; commits paused %.1f ms: "
@@ -332,6 +340,8 @@ class Engine:
             if self._committer.failed is None:
                 self._log.close()
         finally:
+            if self._reaper is not None:
+                self._reaper.stop()
             self._lock.release()
             self._lock = None
 

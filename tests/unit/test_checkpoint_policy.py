@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
 
 from storage import CheckpointMode, CheckpointPolicy, Engine, Op, Outcome
+from storage.checkpoint import CheckpointResult, ForkReaper
 from storage.fs import OsFileSystem
 from storage.snapshot import read_snapshot
 from tests.unit.storage_util import Write, opened, options, snap_dir, states_of
@@ -58,10 +60,12 @@ def test_fork_checkpoint_snapshot_is_used_by_recovery(tmp_path: Path) -> None:
         assert engine.options.checkpoint_mode is CheckpointMode.FORK
         for op, key, value in writes:
             assert engine.write(op, key, value) is Outcome.OK
+        assert len(reaper_threads()) == 1  # however many checkpoints ran
     finally:
         engine.close()  # waits for a running checkpoint; writes none of its own
+    assert reaper_threads() == []
     stats = engine.stats()
-    assert stats["checkpoints_completed"] >= 1
+    assert stats["checkpoints_completed"] >= 2
     assert stats["checkpoints_failed"] == 0
 
     snaps = sorted(n for n in os.listdir(snap_dir(root)) if n.endswith(".snap"))
@@ -78,3 +82,30 @@ def test_fork_checkpoint_snapshot_is_used_by_recovery(tmp_path: Path) -> None:
         assert report.snapshot_lsn == newest
         assert report.records_replayed == len(writes) - newest
         assert again.table == states[-1]
+
+
+def reaper_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "walkv-checkpoint-reaper"]
+
+
+def test_fork_reaper_reports_every_child_from_one_thread() -> None:
+    results: list[tuple[CheckpointResult, str]] = []
+
+    def done(result: CheckpointResult) -> None:
+        results.append((result, threading.current_thread().name))
+
+    reaper = ForkReaper()
+    try:
+        for lsn, status in ((7, 0), (9, 3), (12, 0)):
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child
+                os._exit(status)
+            reaper.watch(pid, lsn, done)
+    finally:
+        reaper.stop()  # returns once every child handed over is reaped
+    assert results == [
+        (CheckpointResult(7, True), "walkv-checkpoint-reaper"),
+        (CheckpointResult(9, False, "checkpoint child exited with status 3"),
+         "walkv-checkpoint-reaper"),
+        (CheckpointResult(12, True), "walkv-checkpoint-reaper"),
+    ]
