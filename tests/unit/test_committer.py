@@ -96,6 +96,13 @@ def recovered(image: MemFileSystem) -> dict[bytes, bytes]:
         return dict(engine.table)
 
 
+def assert_replays(fs: MemFileSystem, table: dict[bytes, bytes], frames: int) -> None:
+    """Recovery of ``fs`` gives ``table`` from ``frames`` WAL frames (one per group)."""
+    with opened(ROOT, options(), fs=fs) as again:
+        assert again.table == table
+        assert again.recovery_report.frames_replayed == frames
+
+
 # -- group semantics ----------------------------------------------------------------------
 
 
@@ -162,9 +169,7 @@ def test_writes_queued_during_fsync_commit_as_one_group() -> None:
         len(writes) - 1,
     )
     # One frame per group on disk, in the same order.
-    with opened(ROOT, options(), fs=fs) as again:
-        assert again.table == states[-1]
-        assert again.recovery_report.frames_replayed == 2
+    assert_replays(fs, states[-1], frames=2)
 
 
 def test_group_size_is_capped_in_bytes() -> None:
@@ -222,9 +227,7 @@ def test_batches_handed_over_during_fsync_commit_as_one_group_in_order() -> None
         ([0, 1], Outcome.OK, states[2]),
         (list(range(2, 30)), Outcome.OK, states[30]),
     ]
-    with opened(ROOT, options(), fs=fs) as again:
-        assert again.table == states[30]
-        assert again.recovery_report.frames_replayed == 2
+    assert_replays(fs, states[30], frames=2)
 
 
 def test_a_batch_over_the_byte_cap_is_split_into_capped_groups() -> None:
