@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+from collections.abc import Mapping
 
 NATIVE_MODULES = ("commands", "http", "router", "connection")
 """Modules of this package that are compiled (the per-request code)."""
@@ -37,7 +38,7 @@ def sources_stamp(package_dir: str = _HERE) -> str:
 
 
 def choose_native(build: str, package_dir: str = _HERE,
-                  env: os._Environ[str] | dict[str, str] = os.environ) -> str | None:
+                  env: Mapping[str, str] = os.environ) -> str | None:
     """Why the build at ``build`` must not be used, or None when it may be."""
     if env.get("WALKV_NATIVE", "1") == "0":
         return "WALKV_NATIVE=0"

@@ -5,12 +5,17 @@
 #   usage: walkv_bootstrap ROOT EXTRAS      (EXTRAS: "" or "test")
 
 walkv_bootstrap() {
+    walkv_install "$@" || return 1
+    walkv_native "$1"
+}
+
+# The environment: created and installed once, then a stamp comparison.
+walkv_install() {
     local root=$1 extras=$2
     local venv="$root/.venv"
     local want
     want="$(sha256sum "$root/pyproject.toml" | cut -d' ' -f1) extras=${extras:-none}"
     if [ -f "$venv/.walkv-stamp" ] && grep -qxF "$want" "$venv/.walkv-stamp" 2>/dev/null; then
-        walkv_native "$root"
         return 0
     fi
     local py=${WALKV_PYTHON:-python3}
@@ -27,7 +32,6 @@ walkv_bootstrap() {
     if command -v flock >/dev/null 2>&1; then flock 9; fi
     if [ -f "$venv/.walkv-stamp" ] && grep -qxF "$want" "$venv/.walkv-stamp" 2>/dev/null; then
         exec 9>&-
-        walkv_native "$root"
         return 0
     fi
     echo "walkv: setting up $venv (first run)..." >&2
@@ -49,7 +53,6 @@ walkv_bootstrap() {
     } > "$venv/.walkv-stamp"
     rm -f "$venv/walkv-native.checked"  # a new environment: build against it
     exec 9>&-
-    walkv_native "$root"
     return 0
 }
 
