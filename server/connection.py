@@ -240,15 +240,8 @@ class HttpConnection(asyncio.Protocol):
             key = cmd.key  # type: ignore[union-attr]
             if self._queue or self._peer_full:
                 self._defer(Slot(self, keep_alive, key=key))
-                return
-            value = self._get(key)
-            transport = self._transport
-            if value is not None and keep_alive and len(value) < _LARGE_VALUE and transport:
-                # The usual read, answered here: `_read` and `_write` without two calls.
-                self._state.get_hits += 1
-                transport.write(VALUE_HEADS[1] % len(value) + value)
             else:
-                self._write(self._value_answer(value, keep_alive), keep_alive)
+                self._write(self._read(key, keep_alive), keep_alive)
         elif kind is Put:
             self._write_command(_PUT, cmd.key, cmd.value, keep_alive)  # type: ignore[union-attr]
         elif kind is Delete:
@@ -278,10 +271,8 @@ class HttpConnection(asyncio.Protocol):
         self._queue.append(slot)
 
     def _read(self, key: bytes, keep_alive: bool) -> bytes | tuple[bytes, bytes]:
-        return self._value_answer(self._get(key), keep_alive)
-
-    def _value_answer(self, value: bytes | None, keep_alive: bool) -> bytes | tuple[bytes, bytes]:
-        """The answer to a GET that found ``value`` (None: the key is absent)."""
+        """The answer to a GET of ``key``, from the committed table."""
+        value = self._get(key)
         if value is None:
             self._state.get_misses += 1
             return _KEY_NOT_FOUND[keep_alive]
