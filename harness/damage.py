@@ -39,7 +39,7 @@ from storage.format import (
     Record,
     parse_name,
 )
-from storage.wal_reader import Frame, SegmentReader
+from storage.wal.reader import Frame, SegmentReader
 
 
 class DamageKind(enum.Enum):

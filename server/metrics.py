@@ -138,7 +138,7 @@ class Introspection:
     def stats(self) -> dict[str, Any]:
         """Everything /metrics shows, as JSON-ready data, plus the recovery report."""
         state = self._state
-        storage = self._engine.stats()
+        storage = self._engine.stats().to_dict()
         requests = requests_by_method_status(state, storage)
         reason = self.unhealthy_reason()
         return {

@@ -8,10 +8,26 @@ Python program::
     engine.write(Op.PUT, b"key", b"value")   # returns once durable
     engine.get(b"key")
     engine.close()
+
+The modules, imports pointing down (no asyncio, no sockets anywhere here)::
+
+    engine.py          the facade: open (lock + recover), get, submit, close, stats
+    committer.py       group commit: one thread, one synced write per group
+    checkpoint.py      when to snapshot, starting one, retiring what it covers
+    snapshot_writer.py a snapshot written by a forked child or a thread
+    recovery.py        newest valid snapshot + WAL replay, torn tail vs corruption
+    wal/               the log: log.py (segments), writer.py, reader.py, scan.py
+    snapshot.py        snapshot files
+    table.py           applying a group to the table (committer and recovery alike)
+    format.py          the on-disk format in code (FORMAT.md in prose)
+    fs.py              the filesystem seam every byte goes through
+    outcome.py, stats.py, errors.py   what crosses to callers
+    offline/           python -m storage: check, dump, repair, stats
+    testing/           a filesystem that simulates power loss and faults; file layout
 """
 
-from storage.checkpoint import CheckpointMode, CheckpointPolicy
-from storage.committer import GroupSink, Outcome, Write
+from storage.checkpoint import CheckpointPolicy, CheckpointStats
+from storage.committer import GroupSink, Write
 from storage.engine import Engine, EngineOptions
 from storage.errors import (
     CorruptionError,
@@ -20,21 +36,28 @@ from storage.errors import (
     LockHeldError,
     StorageError,
 )
-from storage.format import Op
+from storage.format import Op, Record
+from storage.outcome import Outcome
 from storage.recovery import RecoveryMode, RecoveryReport
+from storage.snapshot_writer import CheckpointMode
+from storage.stats import EngineStats, Histogram
 
 __all__ = [
     "CheckpointMode",
     "CheckpointPolicy",
+    "CheckpointStats",
     "CorruptionError",
     "Engine",
     "EngineClosedError",
     "EngineFailedError",
     "EngineOptions",
+    "EngineStats",
     "GroupSink",
+    "Histogram",
     "LockHeldError",
     "Op",
     "Outcome",
+    "Record",
     "RecoveryMode",
     "RecoveryReport",
     "StorageError",

@@ -2,7 +2,7 @@
 
 import sys
 
-from storage.cli import main
+from storage.offline.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

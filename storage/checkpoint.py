@@ -1,40 +1,40 @@
-"""When to checkpoint (a pure policy), and how (a forked child, or a thread).
+"""Checkpoints: when to write a snapshot, starting one, and what follows when it is durable.
 
-Fork (the default, like Redis BGSAVE): the committer thread forks between two commit
-groups, so the child's copy-on-write image of the table is exactly the state at one
-LSN. The child writes the snapshot and exits; the parent only pays for ``fork()``
-itself (copying page tables, measured in the README) and keeps serving. A child is
-waited for by the engine's `ForkReaper`, one thread for the engine's life: starting a
-thread per checkpoint made the committer wait for the new thread to get the GIL from
-a busy event loop (up to 57 ms measured, with commits paused meanwhile).
+Theory of operation
+-------------------
+A snapshot at LSN s lets a start skip every WAL record up to s. Everything here runs
+on the committer thread, between two commit groups, so the table holds exactly the
+state at one LSN while a checkpoint starts; only the snapshot's bytes are written
+elsewhere (``storage.snapshot_writer``: a forked child or a thread).
 
-Thread: the table is copied (``dict(table)``) between two groups and a thread writes
-the copy through the filesystem seam. Slower to start for large tables, but it works
-with any ``FileSystem`` (tests, the power-loss explorer).
+1. After each group, ``CheckpointPolicy`` (pure) decides whether enough WAL was
+   written since the last snapshot.
+2. To start, the log is rotated first: the new segment begins at s + 1, so every older
+   segment is wholly covered by the snapshot at s. Then the snapshot is started in
+   the background (or, for ``checkpoint()`` and at close, written inline).
+3. When the snapshot is durable, segments covered by the *previous* snapshot are
+   deleted, with that snapshot's predecessors. Two snapshots stay, so a damaged newest
+   one can be replaced by the previous one plus a longer WAL. A failed checkpoint
+   deletes nothing and is retried once the policy says so again.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
-import os
-import queue
-import signal
+import errno
+import logging
+import posixpath
 import threading
-import warnings
-from collections.abc import Callable
+import time
 from dataclasses import dataclass
-from enum import Enum
 
-from storage.fs import FileSystem, OsFileSystem
-from storage.snapshot import write_snapshot
+from storage.committer import Committer
+from storage.format import SNAP_DIR
+from storage.fs import FileSystem
+from storage.snapshot import snapshot_path, write_snapshot
+from storage.snapshot_writer import CheckpointResult, SnapshotWriter
+from storage.wal.log import Log
 
-
-class CheckpointMode(Enum):
-    """How snapshots are written."""
-
-    FORK = "fork"
-    THREAD = "thread"
+log = logging.getLogger("walkv.storage")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,109 +50,201 @@ class CheckpointPolicy:
 
 
 @dataclass(frozen=True, slots=True)
-class CheckpointResult:
-    """Reported when a background checkpoint finishes."""
+class CheckpointStats:
+    """Checkpoints and snapshots as of one moment (see ``Checkpointer.stats``)."""
 
-    lsn: int
-    ok: bool
-    error: str = ""
+    snapshots: tuple[int, ...]
+    """LSNs of the snapshots on disk, ascending."""
+    wal_bytes_since_snapshot: int
+    running: bool
+    completed: int
+    failed: int
+    last_error: str
+    last_start_pause_seconds: float
+    """How long commits paused to start the last checkpoint (rotation, then fork/copy)."""
+    last_duration_seconds: float
+    """Start to durable, for the last completed checkpoint."""
+    last_bytes: int
+    """Size of the last snapshot written."""
+    last_written_at: float | None
+    """``time.time()`` when this process last completed a snapshot."""
 
 
-Done = Callable[[CheckpointResult], None]
+class Checkpointer:
+    """Starts checkpoints and records their results (see the module docstring).
 
+    Every method but ``wait_idle`` and ``stats`` runs on the committer thread.
+    """
 
-class ForkReaper:
-    """Waits for checkpoint children on one long-lived thread and reports each one."""
+    def __init__(self, fs: FileSystem, root: str, log_: Log, table: dict[bytes, bytes],
+                 committer: Committer, writer: SnapshotWriter, policy: CheckpointPolicy,
+                 snapshots: list[int], wal_bytes_since_snapshot: int) -> None:
+        self._fs = fs
+        self._root = root
+        self._log = log_
+        self._table = table
+        self._writer = writer
+        self._policy = policy
+        self._committer = committer
+        self._snapshots = list(snapshots)
+        self._bytes_at_snapshot = -wal_bytes_since_snapshot
+        self._running = False
+        self._idle = threading.Event()
+        self._idle.set()
+        self._completed = 0
+        self._failed = 0
+        self._last_error = ""
+        self._last_start_pause = 0.0
+        self._started_at = 0.0
+        self._last_duration = 0.0
+        self._last_bytes = 0
+        self._last_written_at: float | None = None
 
-    def __init__(self) -> None:
-        self._children: queue.SimpleQueue[tuple[int, int, Done] | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="walkv-checkpoint-reaper",
-                                        daemon=True)
-        self._thread.start()
+    # -- after every commit group ----------------------------------------------------
+    def after_commit(self) -> None:
+        """Rotate a full segment; start a checkpoint when the policy says it is due."""
+        if self._log.wants_rotation():
+            self._rotate()
+        since = self._log.bytes_written - self._bytes_at_snapshot
+        if self._policy.due(since, self._running):
+            self._start_background()
 
-    def watch(self, pid: int, lsn: int, done: Done) -> None:
-        """Call ``done`` (on the reaper thread) when child ``pid`` has exited."""
-        self._children.put((pid, lsn, done))
+    def _rotate(self) -> bool:
+        control = self._committer
+        before = self._log.current_path
+        try:
+            self._log.rotate(control.next_lsn)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:  # NoSpaceError too: the old segment goes on
+                log.warning("WAL rotation postponed: no space for a new segment")
+                return False
+            control.fail(f"WAL rotation failed: {exc}")
+            return False
+        if self._log.current_path != before:
+            log.info("WAL rotated: new segment %s from LSN %d (%d segments)",
+                     posixpath.basename(self._log.current_path), control.next_lsn,
+                     len(self._log.segments), extra=_event("rotation"))
+        return True
+
+    def _prepare(self) -> int | None:
+        """Rotate so every older segment is covered by a snapshot at the last LSN.
+
+        Returns that LSN, or None when there is nothing new to snapshot or the log
+        cannot rotate now.
+        """
+        control = self._committer
+        lsn = control.next_lsn - 1
+        if lsn == 0 or control.failed is not None:
+            return None
+        if self._snapshots and self._snapshots[-1] >= lsn:
+            return None
+        if not self._rotate():
+            return None
+        self._bytes_at_snapshot = self._log.bytes_written
+        self._started_at = time.monotonic()
+        return lsn
+
+    def _start_background(self) -> None:
+        started = time.perf_counter()
+        lsn = self._prepare()
+        if lsn is None:
+            return
+        rotated = time.perf_counter()
+        self._running = True
+        self._idle.clear()
+        self._writer.start(lsn, self._table, self._finished)
+        done = time.perf_counter()
+        self._last_start_pause = done - started
+        log.info("checkpoint started at LSN %d (%d keys, %s; commits paused %.1f ms: "
+                 "WAL rotation %.1f, start %.1f)", lsn, len(self._table),
+                 self._writer.mode.value, self._last_start_pause * 1000,
+                 (rotated - started) * 1000, (done - rotated) * 1000,
+                 extra=_event("checkpoint_start", lsn=lsn))
+
+    def _finished(self, result: CheckpointResult) -> None:
+        # On the reaper or writer thread: the bookkeeping belongs to the committer's.
+        self._committer.post(lambda: self._record(result))
+        self._idle.set()
+
+    def _record(self, result: CheckpointResult) -> None:
+        self._running = False
+        if not result.ok:
+            self._failed += 1
+            self._last_error = result.error
+            log.error("checkpoint at LSN %d failed: %s", result.lsn, result.error,
+                      extra=_event("checkpoint_failed", lsn=result.lsn))
+            return
+        self._written(result.lsn)
+
+    # -- a snapshot now ----------------------------------------------------------------
+    def write_now(self) -> None:
+        """Write a snapshot of the current state inline (committer thread, between groups).
+
+        An OSError (the snapshot did not fit, say) is raised to the caller; the log
+        is unaffected.
+        """
+        lsn = self._prepare()
+        if lsn is not None:
+            write_snapshot(self._fs, self._root, lsn, self._table)
+            self._written(lsn)
+
+    def wait_idle(self) -> None:
+        """Block until no background checkpoint is running (any thread)."""
+        self._idle.wait()
 
     def stop(self) -> None:
-        """End the thread once the children handed over so far are reaped."""
-        self._children.put(None)
-        self._thread.join()
+        """Stop the background writer (after the last checkpoint)."""
+        self._writer.stop()
 
-    def _run(self) -> None:
-        while (child := self._children.get()) is not None:
-            _reap(*child)
+    # -- a snapshot is durable -------------------------------------------------------
+    def _written(self, lsn: int) -> None:
+        self._completed += 1
+        self._last_duration = time.monotonic() - self._started_at
+        self._last_written_at = time.time()
+        try:
+            self._last_bytes = self._fs.size(snapshot_path(self._root, lsn))
+        except OSError:
+            self._last_bytes = 0
+        log.info("checkpoint at LSN %d written: %d keys, %d bytes in %.1f ms", lsn,
+                 len(self._table), self._last_bytes, self._last_duration * 1000,
+                 extra=_event("checkpoint_end", lsn=lsn, bytes=self._last_bytes,
+                              duration_s=self._last_duration))
+        self._retire(lsn)
 
+    def _retire(self, new_lsn: int) -> None:
+        """A snapshot at ``new_lsn`` is durable: delete what the previous one covers."""
+        previous = self._snapshots[-1] if self._snapshots else None
+        self._snapshots.append(new_lsn)
+        if previous is None:
+            return
+        try:
+            for path in self._log.delete_through(previous):
+                log.info("deleted WAL segment %s (covered by snapshot LSN %d)", path, previous)
+            old = [s for s in self._snapshots if s < previous]
+            for lsn in old:
+                self._fs.unlink(snapshot_path(self._root, lsn))
+            if old:
+                self._fs.sync_dir(posixpath.join(self._root, SNAP_DIR))
+            self._snapshots = [s for s in self._snapshots if s >= previous]
+        except OSError as exc:
+            log.warning("could not delete covered files: %s", exc)
 
-def start_checkpoint(mode: CheckpointMode, fs: FileSystem, root: str, lsn: int,
-                     table: dict[bytes, bytes], done: Done,
-                     reaper: ForkReaper | None = None) -> None:
-    """Start writing the snapshot of ``table`` at ``lsn`` in the background.
-
-    Must be called while ``table`` is not being modified (between commit groups).
-    ``done`` is called from another thread when the snapshot is durable or failed.
-    The fork mode needs ``reaper``.
-    """
-    if mode is CheckpointMode.FORK:
-        if reaper is None:
-            raise ValueError("a fork checkpoint needs a ForkReaper")
-        _fork_checkpoint(root, lsn, table, done, reaper)
-    else:
-        copy = dict(table)
-        threading.Thread(target=_write_in_thread, args=(fs, root, lsn, copy, done),
-                         name="walkv-checkpoint", daemon=True).start()
-
-
-def _write_in_thread(fs: FileSystem, root: str, lsn: int, table: dict[bytes, bytes],
-                     done: Done) -> None:
-    try:
-        write_snapshot(fs, root, lsn, table)
-    except OSError as exc:
-        done(CheckpointResult(lsn, False, str(exc)))
-        return
-    done(CheckpointResult(lsn, True))
-
-
-def _fork_checkpoint(root: str, lsn: int, table: dict[bytes, bytes], done: Done,
-                     reaper: ForkReaper) -> None:
-    with warnings.catch_warnings():
-        # Python >= 3.12 warns about fork() with threads; the child only runs
-        # _child_main below, which takes no lock another thread could hold.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        _child_main(root, lsn, table)
-    reaper.watch(pid, lsn, done)
-
-
-def _child_main(root: str, lsn: int, table: dict[bytes, bytes]) -> None:  # pragma: no cover
-    code = 1
-    try:
-        gc.disable()  # collecting would touch every object and copy every page
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        # Keep only stdio: the listening socket and the lock stay with the parent.
-        os.closerange(3, _max_fd())
-        write_snapshot(OsFileSystem(), root, lsn, table)
-        code = 0
-    except BaseException as exc:  # noqa: BLE001 - the child must always _exit
-        with contextlib.suppress(OSError):
-            os.write(2, f"walkv: checkpoint child failed: {exc!r}\n".encode())
-    finally:
-        os._exit(code)
+    def stats(self) -> CheckpointStats:
+        """The counters now (any thread; no locking, each field read once)."""
+        return CheckpointStats(
+            snapshots=tuple(self._snapshots),
+            wal_bytes_since_snapshot=self._log.bytes_written - self._bytes_at_snapshot,
+            running=self._running,
+            completed=self._completed,
+            failed=self._failed,
+            last_error=self._last_error,
+            last_start_pause_seconds=self._last_start_pause,
+            last_duration_seconds=self._last_duration,
+            last_bytes=self._last_bytes,
+            last_written_at=self._last_written_at,
+        )
 
 
-def _max_fd() -> int:
-    try:
-        return int(os.sysconf("SC_OPEN_MAX"))
-    except (ValueError, OSError):
-        return 65536
-
-
-def _reap(pid: int, lsn: int, done: Done) -> None:
-    _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    if code == 0:
-        done(CheckpointResult(lsn, True))
-    else:
-        done(CheckpointResult(lsn, False, f"checkpoint child exited with status {code}"))
+def _event(name: str, **fields: object) -> dict[str, object]:
+    """``extra`` for a log call: the event's name and fields, for JSON logs."""
+    return {"fields": {"event": name, **fields}}

@@ -29,11 +29,9 @@ All waiters of a group share its outcome:
   touching the disk. Reads are unaffected.
 
 Why batches: the committer's own work per group is then a few calls into C (columns
-by ``zip``, msgpack, one synced write, one ``dict.update``) however many
-writes it holds, and groups are as large as the load makes them. Measured here with
-256 clients (``python -m harness bench --baseline``, 3 rounds): mean group 33 -> 98
-writes, fsyncs/s ~1,150 -> 420, PUTs/s +18% (fsync costs CPU on a VM, and a 2-core
-machine has none to spare).
+by ``zip``, msgpack, one synced write, one ``dict.update``) however many writes it
+holds, and groups are as large as the load makes them. Fewer, larger groups mean fewer
+syncs, and a sync costs CPU as well as time (the README has the measurements).
 
 Control work that must not race with commits (starting a checkpoint, deleting
 covered segments, stopping) runs on the same thread, between groups.
@@ -47,23 +45,15 @@ import threading
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
-from enum import IntEnum
 from typing import Any
 
+from storage.errors import NoSpaceError
 from storage.format import Op, encode_group
-from storage.log import Log
+from storage.outcome import Outcome
 from storage.table import apply_group
-from storage.wal_writer import NoSpaceError
+from storage.wal.log import Log
 
 log = logging.getLogger("walkv.storage")
-
-
-class Outcome(IntEnum):
-    """What happened to a commit group (shared by all of its writes)."""
-
-    OK = 0
-    NO_SPACE = 1
-    FAILED = 2
 
 
 Write = tuple[Op, bytes, bytes | None, Any]
@@ -128,13 +118,13 @@ class Committer:
     """The single writer of the log and of the table (see the module docstring)."""
 
     def __init__(self, log: Log, table: dict[bytes, bytes], next_lsn: int, sink: GroupSink,
-                 group_max_bytes: int, after_commit: Callable[[], None]) -> None:
+                 group_max_bytes: int) -> None:
         self._log = log
         self._table = table
         self.next_lsn = next_lsn
         self._sink = sink
         self._group_max_bytes = group_max_bytes
-        self._after_commit = after_commit
+        self._after_commit: Callable[[], None] = _nothing
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.failed: str | None = None
         """Why the log failed, once it has; writes are refused from then on."""
@@ -142,6 +132,10 @@ class Committer:
         """The last group found the device full (no group has committed since)."""
         self.stats = CommitStats()
         self._thread = threading.Thread(target=self._run, name="walkv-committer", daemon=True)
+
+    def start(self, after_commit: Callable[[], None]) -> None:
+        """Start the thread; ``after_commit`` runs on it after every durable group."""
+        self._after_commit = after_commit
         self._thread.start()
 
     # -- called from other threads ------------------------------------------------------
@@ -279,6 +273,10 @@ class Committer:
             log.error("storage failed, writes refused until restart (reads continue): %s", why,
                       extra={"fields": {"event": "storage_failed"}})
             self._log.abandon_after_failure()
+
+
+def _nothing() -> None:
+    pass
 
 
 def _split(writes: list[Write], cap: int) -> list[list[Write]]:

@@ -7,29 +7,23 @@ to ``Engine.open``; embedding code can use the blocking ``write``.
 
 from __future__ import annotations
 
-import errno
 import logging
 import posixpath
 import threading
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
-from storage.checkpoint import (
-    CheckpointMode,
-    CheckpointPolicy,
-    CheckpointResult,
-    ForkReaper,
-    start_checkpoint,
-)
-from storage.committer import GROUP_BUCKETS, SYNC_BUCKETS, Committer, GroupSink, Outcome, Write
+from storage.checkpoint import Checkpointer, CheckpointPolicy
+from storage.committer import GROUP_BUCKETS, SYNC_BUCKETS, Committer, GroupSink, Write
 from storage.errors import EngineClosedError, EngineFailedError
-from storage.format import LOCK_NAME, SNAP_DIR, Op, snapshot_name
+from storage.format import LOCK_NAME, Op
 from storage.fs import DirLock, FileSystem, OsFileSystem
-from storage.log import Log
+from storage.outcome import Outcome
 from storage.recovery import RecoveryMode, RecoveryReport, recover
-from storage.snapshot import write_snapshot
+from storage.snapshot_writer import CheckpointMode, SnapshotWriter
+from storage.stats import EngineStats, Histogram
+from storage.wal.log import Log
 
 log = logging.getLogger("walkv.storage")
 
@@ -75,26 +69,6 @@ def _deliver_each(waiters: Sequence[Any], outcome: Outcome) -> None:
         waiter.deliver(outcome)
 
 
-@dataclass(slots=True)
-class _CheckpointState:
-    running: bool = False
-    idle: threading.Event = field(default_factory=threading.Event)
-    snapshots: list[int] = field(default_factory=list)
-    bytes_at_snapshot: int = 0
-    completed: int = 0
-    failed: int = 0
-    last_error: str = ""
-    last_start_pause: float = 0.0
-    started_at: float = 0.0
-    """time.monotonic() when the running (or last) checkpoint started."""
-    last_duration: float = 0.0
-    """Seconds the last completed checkpoint took, start to durable."""
-    last_bytes: int = 0
-    """Size of the last snapshot written."""
-    last_written_at: float | None = None
-    """time.time() when this process last completed a snapshot."""
-
-
 class Engine:
     """A durable key-value table (see the module docstring)."""
 
@@ -111,14 +85,14 @@ class Engine:
         """The committed state. Read-only for callers; ``table.get`` is the read path."""
         self._log = Log(fs, root, state.segments, state.last_lsn + 1, options.segment_bytes,
                         options.fsync)
-        self._policy = CheckpointPolicy(options.checkpoint_bytes)
-        self._ckpt = _CheckpointState(snapshots=state.snapshots)
-        self._ckpt.bytes_at_snapshot = -state.wal_bytes_since_snapshot
-        self._ckpt.idle.set()
-        self._reaper = (ForkReaper() if options.checkpoint_mode is CheckpointMode.FORK
-                        else None)
         self._committer = Committer(self._log, self.table, state.last_lsn + 1, sink,
-                                    options.group_max_bytes, self._after_commit)
+                                    options.group_max_bytes)
+        self._checkpoints = Checkpointer(
+            fs, root, self._log, self.table, self._committer,
+            SnapshotWriter(options.checkpoint_mode, fs, root),
+            CheckpointPolicy(options.checkpoint_bytes), state.snapshots,
+            state.wal_bytes_since_snapshot)
+        self._committer.start(after_commit=self._checkpoints.after_commit)
         self._hand_over = self._committer.submit_batch
 
     @classmethod
@@ -201,126 +175,10 @@ class Engine:
         """LSN of the last committed record."""
         return self._committer.next_lsn - 1
 
-    # -- checkpoints (committer thread) -------------------------------------------------
-    def _after_commit(self) -> None:
-        log_ = self._log
-        if log_.wants_rotation():
-            self._rotate()
-        ckpt = self._ckpt
-        if self._policy.due(log_.bytes_written - ckpt.bytes_at_snapshot, ckpt.running):
-            self._begin_checkpoint()
-
-    def _rotate(self) -> bool:
-        before = self._log.current_path
-        try:
-            self._log.rotate(self._committer.next_lsn)
-        except OSError as exc:
-            if exc.errno == errno.ENOSPC:  # NoSpaceError too: the old segment goes on
-                log.warning("WAL rotation postponed: no space for a new segment")
-                return False
-            self._committer.fail(f"WAL rotation failed: {exc}")
-            return False
-        if self._log.current_path != before:
-            log.info("WAL rotated: new segment %s from LSN %d (%d segments)",
-                     posixpath.basename(self._log.current_path), self._committer.next_lsn,
-                     len(self._log.segments), extra=_event("rotation"))
-        return True
-
-    def _begin_checkpoint(self) -> None:
-        ckpt = self._ckpt
-        lsn = self._committer.next_lsn - 1
-        if ckpt.snapshots and ckpt.snapshots[-1] >= lsn:
-            return
-        # Start a new segment at lsn + 1 so every older segment is wholly covered.
-        started = time.perf_counter()
-        if not self._rotate():
-            return
-        rotated = time.perf_counter()
-        ckpt.running = True
-        ckpt.idle.clear()
-        ckpt.bytes_at_snapshot = self._log.bytes_written
-        ckpt.started_at = time.monotonic()
-        start_checkpoint(self.options.checkpoint_mode, self._fs, self.root, lsn, self.table,
-                         self._checkpoint_finished, self._reaper)
-        done = time.perf_counter()
-        ckpt.last_start_pause = done - started
-        log.info("checkpoint started at LSN %d (%d keys, %s; commits paused %.1f ms: "
-                 "WAL rotation %.1f, start %.1f)", lsn, len(self.table),
-                 self.options.checkpoint_mode.value, ckpt.last_start_pause * 1000,
-                 (rotated - started) * 1000, (done - rotated) * 1000,
-                 extra=_event("checkpoint_start", lsn=lsn))
-
-    def _checkpoint_finished(self, result: CheckpointResult) -> None:
-        # Called on the reaper/writer thread: hand the bookkeeping to the committer.
-        self._committer.post(lambda: self._record_checkpoint(result))
-        self._ckpt.idle.set()
-
-    def _record_checkpoint(self, result: CheckpointResult) -> None:
-        ckpt = self._ckpt
-        ckpt.running = False
-        if not result.ok:
-            ckpt.failed += 1
-            ckpt.last_error = result.error
-            log.error("checkpoint at LSN %d failed: %s", result.lsn, result.error,
-                      extra=_event("checkpoint_failed", lsn=result.lsn))
-            return
-        self._checkpoint_done(result.lsn)
-        self._retire(result.lsn)
-
-    def _checkpoint_done(self, lsn: int) -> None:
-        ckpt = self._ckpt
-        ckpt.completed += 1
-        ckpt.last_duration = time.monotonic() - ckpt.started_at
-        ckpt.last_written_at = time.time()
-        try:
-            ckpt.last_bytes = self._fs.size(posixpath.join(self.root, SNAP_DIR,
-                                                           snapshot_name(lsn)))
-        except OSError:
-            ckpt.last_bytes = 0
-        log.info("checkpoint at LSN %d written: %d keys, %d bytes in %.1f ms", lsn,
-                 len(self.table), ckpt.last_bytes, ckpt.last_duration * 1000,
-                 extra=_event("checkpoint_end", lsn=lsn, bytes=ckpt.last_bytes,
-                              duration_s=ckpt.last_duration))
-
-    def _retire(self, new_lsn: int) -> None:
-        """A snapshot at ``new_lsn`` is durable: delete what the previous one covers."""
-        ckpt = self._ckpt
-        previous = ckpt.snapshots[-1] if ckpt.snapshots else None
-        ckpt.snapshots.append(new_lsn)
-        if previous is None:
-            return
-        try:
-            for path in self._log.delete_through(previous):
-                log.info("deleted WAL segment %s (covered by snapshot LSN %d)", path, previous)
-            snap_dir = posixpath.join(self.root, SNAP_DIR)
-            old = [s for s in ckpt.snapshots if s < previous]
-            for lsn in old:
-                self._fs.unlink(posixpath.join(snap_dir, snapshot_name(lsn)))
-            if old:
-                self._fs.sync_dir(snap_dir)
-            ckpt.snapshots = [s for s in ckpt.snapshots if s >= previous]
-        except OSError as exc:
-            log.warning("could not delete covered files: %s", exc)
-
     def checkpoint(self) -> None:
         """Write a snapshot now, synchronously (waits for a running one first)."""
-        self._ckpt.idle.wait()
-        self._committer.call(self._checkpoint_inline)
-
-    def _checkpoint_inline(self) -> None:
-        lsn = self._committer.next_lsn - 1
-        if self._committer.failed is not None or lsn == 0:
-            return
-        if self._ckpt.snapshots and self._ckpt.snapshots[-1] >= lsn:
-            return
-        if not self._rotate():
-            return
-        covered = self._log.bytes_written
-        self._ckpt.started_at = time.monotonic()
-        write_snapshot(self._fs, self.root, lsn, self.table)
-        self._ckpt.bytes_at_snapshot = covered
-        self._checkpoint_done(lsn)
-        self._retire(lsn)
+        self._checkpoints.wait_idle()
+        self._committer.call(self._checkpoints.write_now)
 
     # -- lifecycle ----------------------------------------------------------------------
     def close(self) -> None:
@@ -329,10 +187,10 @@ class Engine:
             return
         self._closing = True
         try:
-            self._ckpt.idle.wait()
+            self._checkpoints.wait_idle()
             if self.options.checkpoint_on_close:
                 try:
-                    self._committer.call(self._checkpoint_inline)
+                    self._committer.call(self._checkpoints.write_now)
                 except OSError as exc:
                     log.error("checkpoint on close failed: %s (the WAL still has everything)",
                               exc)
@@ -340,55 +198,33 @@ class Engine:
             if self._committer.failed is None:
                 self._log.close()
         finally:
-            if self._reaper is not None:
-                self._reaper.stop()
+            self._checkpoints.stop()
             self._lock.release()
             self._lock = None
 
-    def stats(self) -> dict[str, Any]:
-        """Counters for monitoring (cheap: no table scan; safe from any thread).
-
-        Histograms are ``{"bounds": [...], "counts": [...]}`` with one count per bucket
-        (not cumulative) and a last one for values above every bound.
-        """
+    def stats(self) -> EngineStats:
+        """Counters for monitoring (cheap: no table scan; safe from any thread)."""
         c = self._committer.stats
-        ckpt = self._ckpt
-        return {
-            "keys": len(self.table),
-            "last_lsn": self.last_lsn,
-            "groups": c.groups,
-            "records": c.records,
-            "records_by_op": {"PUT": c.records - c.deletes - c.clears, "DELETE": c.deletes,
-                              "CLEAR": c.clears},
-            "refused_by_outcome": {outcome.name: {op.name: counts[op] for op in Op}
-                                   for outcome, counts in c.refused.items()},
-            "mean_group": (c.records / c.groups) if c.groups else 0.0,
-            "max_group": c.max_group,
-            "group_size": {"bounds": list(GROUP_BUCKETS), "counts": list(c.group_counts)},
-            "fsync_seconds": c.fsync_seconds,
-            "fsync_latency": {"bounds": list(SYNC_BUCKETS), "counts": list(c.sync_counts)},
-            "no_space_groups": c.no_space_groups,
-            "out_of_space": self._committer.out_of_space,
-            "wal_bytes_written": self._log.bytes_written,
-            "wal_bytes_since_snapshot": self._log.bytes_written - ckpt.bytes_at_snapshot,
-            "segments": len(self._log.segments),
-            "snapshots": list(ckpt.snapshots),
-            "checkpoint_running": ckpt.running,
-            "checkpoints_completed": ckpt.completed,
-            "checkpoints_failed": ckpt.failed,
-            "checkpoint_last_error": ckpt.last_error,
-            "checkpoint_last_start_pause_seconds": ckpt.last_start_pause,
-            "checkpoint_last_duration_seconds": ckpt.last_duration,
-            "snapshot_last_bytes": ckpt.last_bytes,
-            "snapshot_last_written_at": ckpt.last_written_at,
-            "failed": self._committer.failed,
-            "recovery": self.recovery_report.to_dict(),
-        }
-
-
-def _event(name: str, **fields: object) -> dict[str, object]:
-    """``extra`` for a log call: the event's name and fields, for JSON logs."""
-    return {"fields": {"event": name, **fields}}
+        puts = c.records - c.deletes - c.clears
+        return EngineStats(
+            keys=len(self.table),
+            last_lsn=self.last_lsn,
+            groups=c.groups,
+            records=c.records,
+            committed={Op.PUT: puts, Op.DELETE: c.deletes, Op.CLEAR: c.clears},
+            refused={outcome: {op: counts[op] for op in Op}
+                     for outcome, counts in c.refused.items()},
+            max_group=c.max_group,
+            group_size=Histogram(GROUP_BUCKETS, tuple(c.group_counts), float(c.records)),
+            sync=Histogram(SYNC_BUCKETS, tuple(c.sync_counts), c.fsync_seconds),
+            no_space_groups=c.no_space_groups,
+            out_of_space=self._committer.out_of_space,
+            failed=self._committer.failed,
+            wal_bytes_written=self._log.bytes_written,
+            segments=len(self._log.segments),
+            checkpoints=self._checkpoints.stats(),
+            recovery=self.recovery_report,
+        )
 
 
 def _replace_mode(options: EngineOptions) -> EngineOptions:

@@ -47,3 +47,29 @@ class EngineFailedError(StorageError):
 
 class EngineClosedError(StorageError):
     """A write was submitted after close() began."""
+
+
+class NoSpaceError(OSError):
+    """A WAL write did not fit on the device; nothing of it remains in the log.
+
+    An ``OSError`` with ``errno.ENOSPC``, so code that handles any ENOSPC handles it.
+    """
+
+
+class FrameDecodeError(StorageError):
+    """The bytes at a WAL position are not a valid frame (the reason is the message).
+
+    Whether that is a torn tail or corruption is for ``storage.wal.scan`` to decide.
+    """
+
+
+class SnapshotDamagedError(StorageError):
+    """A snapshot file failed verification (the message says which check).
+
+    ``offset`` is the byte where the failed check looked: the header field, the
+    trailer, or the body.
+    """
+
+    def __init__(self, reason: str, offset: int = 0) -> None:
+        self.offset = offset
+        super().__init__(reason)

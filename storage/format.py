@@ -15,6 +15,8 @@ from typing import Any
 import crc32c
 import msgpack
 
+from storage.errors import FrameDecodeError
+
 
 class Op(IntEnum):
     """Operation codes stored in WAL frames (on-disk values, never renumber)."""
@@ -131,10 +133,6 @@ def encode_frame(first_lsn: int, records: list[Record]) -> bytes:
     """One WAL frame holding ``records`` (op, key, value) as one commit group."""
     return encode_group(first_lsn, bytes(int(r[0]) for r in records),
                         [r[1] for r in records], [r[2] for r in records])
-
-
-class FrameDecodeError(ValueError):
-    """A frame's bytes are not a valid frame (reason in the message)."""
 
 
 def check_frame(buf: bytes | memoryview, offset: int) -> int:

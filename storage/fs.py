@@ -1,7 +1,7 @@
 """The filesystem seam: every byte walkv reads or writes goes through here.
 
 ``OsFileSystem`` is the real thing (Linux, ext4 semantics). Tests and the power-loss
-explorer swap in ``storage.memfs.MemFileSystem``, which can forget unsynced data,
+explorer swap in ``storage.testing.memfs.MemFileSystem``, which can forget unsynced data,
 fail the Nth fsync or run out of space. The engine never calls ``os`` directly for
 file I/O, so whatever the seam can simulate, the engine is tested against.
 """

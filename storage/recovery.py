@@ -30,7 +30,7 @@ s, contiguous, up to the end of the newest segment.
 Every change recovery makes to the directory goes through ``_Changes``. With
 ``dry_run=True`` nothing is changed and the report names what a start would do; the
 offline tools (``python -m storage``) use that, so they judge a directory with
-exactly this code. Segments are judged by ``storage.scan.SegmentScan``, shared with them.
+exactly this code. Segments are judged by ``storage.wal.scan.SegmentScan``, shared with them.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 
-from storage.errors import CorruptionError
+from storage.errors import CorruptionError, SnapshotDamagedError
 from storage.format import (
     BROKEN_SUFFIX,
     SEGMENT_HEADER_SIZE,
@@ -52,10 +52,10 @@ from storage.format import (
     segment_name,
 )
 from storage.fs import FileSystem
-from storage.scan import SegmentScan, Verdict, list_lsns
-from storage.snapshot import SnapshotDamagedError, read_snapshot, snapshot_path
+from storage.snapshot import read_snapshot, snapshot_path
 from storage.table import apply_group
-from storage.wal_reader import Frame
+from storage.wal.reader import Frame
+from storage.wal.scan import SegmentScan, Verdict, list_lsns
 
 
 class RecoveryMode(Enum):

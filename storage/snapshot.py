@@ -8,6 +8,7 @@ from typing import Any
 import crc32c
 import msgpack
 
+from storage.errors import SnapshotDamagedError
 from storage.format import (
     SNAP_DIR,
     SNAPSHOT_HEADER_SIZE,
@@ -19,18 +20,6 @@ from storage.format import (
     unpack_u32,
 )
 from storage.fs import FileSystem, write_atomically
-
-
-class SnapshotDamagedError(ValueError):
-    """A snapshot file failed verification (the message says which check).
-
-    ``offset`` is the byte where the failed check looked: the header field, the
-    trailer, or the body.
-    """
-
-    def __init__(self, reason: str, offset: int = 0) -> None:
-        self.offset = offset
-        super().__init__(reason)
 
 
 def snapshot_path(root: str, lsn: int) -> str:

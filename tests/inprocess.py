@@ -15,7 +15,7 @@ from harness.client import request_once
 from server.app import bind_socket, loop_sink, serve
 from server.config import Config
 from storage import Engine, EngineOptions
-from storage.memfs import MemFileSystem
+from storage.testing.memfs import MemFileSystem
 
 ROOT = "/db"
 FILL_ALLOCATION = b"x" * (9 << 20)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from storage import CheckpointMode, CheckpointPolicy, Engine, Op, Outcome
-from storage.checkpoint import CheckpointResult, ForkReaper
 from storage.fs import OsFileSystem
 from storage.snapshot import read_snapshot
+from storage.snapshot_writer import CheckpointResult, ForkReaper
 from tests.unit.storage_util import Write, opened, options, snap_dir, states_of
 
 # (threshold in WAL bytes, WAL bytes since the last snapshot, checkpoint running, due?)
@@ -64,9 +64,9 @@ def test_fork_checkpoint_snapshot_is_used_by_recovery(tmp_path: Path) -> None:
     finally:
         engine.close()  # waits for a running checkpoint; writes none of its own
     assert reaper_threads() == []
-    stats = engine.stats()
-    assert stats["checkpoints_completed"] >= 2
-    assert stats["checkpoints_failed"] == 0
+    checkpoints = engine.stats().checkpoints
+    assert checkpoints.completed >= 2
+    assert checkpoints.failed == 0
 
     snaps = sorted(n for n in os.listdir(snap_dir(root)) if n.endswith(".snap"))
     assert snaps and not any(n.endswith(".tmp") for n in os.listdir(snap_dir(root)))

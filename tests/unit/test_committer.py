@@ -22,7 +22,7 @@ import pytest
 from storage import Engine, EngineFailedError, Op, Outcome
 from storage.format import encode_frame
 from storage.fs import FileHandle
-from storage.memfs import MemFileSystem
+from storage.testing.memfs import MemFileSystem
 from tests.unit.storage_util import (
     Write,
     apply,
@@ -163,7 +163,7 @@ def test_writes_queued_during_fsync_commit_as_one_group() -> None:
     ]
     assert states[-1] == {b"k5": b"after-clear"}
     stats = engine.stats()
-    assert (stats["groups"], stats["records"], stats["max_group"]) == (
+    assert (stats.groups, stats.records, stats.max_group) == (
         2,
         len(writes),
         len(writes) - 1,
@@ -547,7 +547,7 @@ def test_concurrent_writers_log_matches_table(tmp_path: Path) -> None:
         stats = engine.stats()
     finally:
         engine.close()
-    assert stats["records"] == threads_n * per_thread
+    assert stats.records == threads_n * per_thread
 
     # Read the log back with nothing but the documented format.
     log: list[Write] = []

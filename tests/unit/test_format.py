@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from storage.errors import FrameDecodeError
 from storage.format import (
     FRAME_PAYLOAD_MARKER,
-    FrameDecodeError,
     Op,
     check_frame,
     decode_group,

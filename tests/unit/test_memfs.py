@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 
 from storage import Op, Outcome
-from storage.memfs import FsOpKind, MemFileSystem, PowerCut
+from storage.testing.memfs import FsOpKind, MemFileSystem, PowerCut
 from tests.unit.storage_util import opened, options
 
 

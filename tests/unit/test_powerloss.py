@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness.powerloss import VARIANTS, PowerLossConfig, StateId, record_round, run_powerloss
-from storage.memfs import MemFileSystem
+from storage.testing.memfs import MemFileSystem
 from tests.fixtures.broken_storage import PATCHES, SkipDirSyncAfterRenameFs, install
 
 SHORT = PowerLossConfig(states=900, seed=3)

@@ -18,7 +18,7 @@ from harness.client import KVClient
 from server.app import bind_socket, loop_sink, serve
 from server.config import Config
 from storage import Engine, EngineOptions
-from storage.memfs import MemFileSystem
+from storage.testing.memfs import MemFileSystem
 
 ROOT = "/db"
 BIG = b"x" * (5 << 20)

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from storage import CorruptionError, Engine, Op, RecoveryMode
+from storage.errors import SnapshotDamagedError
 from storage.format import (
     decode_snapshot_header,
     encode_frame,
@@ -23,14 +24,13 @@ from storage.format import (
     snapshot_name,
 )
 from storage.fs import OsFileSystem
-from storage.memfs import MemFileSystem
 from storage.snapshot import (
-    SnapshotDamagedError,
     encode_snapshot,
     read_snapshot,
     snapshot_path,
     write_snapshot,
 )
+from storage.testing.memfs import MemFileSystem
 from tests.unit.storage_util import (
     History,
     Write,
@@ -406,7 +406,7 @@ def test_snapshot_over_uncut_wal_replays_only_later_records(
         assert (report.snapshot_lsn, report.last_lsn) == (lsn, len(history.writes))
         assert report.records_replayed == len(history.writes) - lsn
         # The checkpoint policy counts only the WAL the snapshot does not cover.
-        assert engine.stats()["wal_bytes_since_snapshot"] == sum(
+        assert engine.stats().checkpoints.wal_bytes_since_snapshot == sum(
             end - start for name in history.segments
             for i, (start, end) in enumerate(history.spans[name])
             if history.frame_lsn(name, i) > lsn)

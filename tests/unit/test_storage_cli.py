@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from storage import Engine, Op
-from storage.cli import main
 from storage.fs import OsFileSystem
+from storage.offline.cli import main
 from tests.unit import damaged_dirs
 from tests.unit.damaged_dirs import KEYS_AT_END, LAST_LSN, SNAPSHOT_LSN, TORN_FRAME, TORN_KEPT
 from tests.unit.storage_util import (

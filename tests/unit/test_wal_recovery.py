@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from storage import CorruptionError, Engine, Op, Outcome, RecoveryMode
 from storage.format import FRAME_PAYLOAD_MARKER, encode_frame, encode_segment_header
 from storage.recovery import Cut
-from storage.wal_reader import EndKind, SegmentReader, valid_frame_after
+from storage.wal.reader import EndKind, SegmentReader, valid_frame_after
 from tests.unit.storage_util import (
     History,
     Write,

@@ -7,7 +7,7 @@ import posixpath
 
 from storage.format import WAL_DIR, segment_name
 from storage.fs import FileSystem
-from storage.wal_writer import PREALLOCATE_STEP, SegmentWriter
+from storage.wal.writer import PREALLOCATE_STEP, SegmentWriter
 
 
 class Log:

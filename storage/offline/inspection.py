@@ -19,7 +19,7 @@ import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from storage.errors import CorruptionError
+from storage.errors import CorruptionError, SnapshotDamagedError
 from storage.format import (
     BROKEN_SUFFIX,
     SNAP_DIR,
@@ -33,8 +33,8 @@ from storage.format import (
 )
 from storage.fs import FileSystem
 from storage.recovery import RecoveredState, RecoveryMode, RecoveryReport, recover
-from storage.scan import SegmentOutcome, SegmentScan, Verdict, list_lsns, nonzero_bytes
-from storage.snapshot import SnapshotDamagedError, read_snapshot, snapshot_path
+from storage.snapshot import read_snapshot, snapshot_path
+from storage.wal.scan import SegmentOutcome, SegmentScan, Verdict, list_lsns, nonzero_bytes
 
 
 @dataclass(frozen=True, slots=True)

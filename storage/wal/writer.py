@@ -1,4 +1,4 @@
-"""Appending frames to WAL segments, rotating segments, deleting covered ones.
+"""Appending frames to one WAL segment (``storage.wal.log`` rotates and deletes segments).
 
 Whether a frame is synced is the caller's decision (``append(frame, sync=True)`` or
 ``sync``), the way LevelDB's log writer leaves it to its caller. Segments are
@@ -14,15 +14,12 @@ import contextlib
 import errno
 import posixpath
 
+from storage.errors import NoSpaceError
 from storage.format import SEGMENT_HEADER_SIZE, WAL_DIR, encode_segment_header, segment_name
 from storage.fs import FileHandle, FileSystem
 
 PREALLOCATE_STEP = 4 << 20
 """Bytes reserved at a time ahead of the write position."""
-
-
-class NoSpaceError(OSError):
-    """A write did not fit on the device; nothing of it remains in the log."""
 
 
 class SegmentWriter:

@@ -33,7 +33,7 @@ from typing import Any, NoReturn, TextIO
 from storage.errors import CorruptionError, LockHeldError
 from storage.format import LOCK_NAME, SNAP_DIR, WAL_DIR, Op, Record
 from storage.fs import OsFileSystem
-from storage.inspection import (
+from storage.offline.inspection import (
     CheckReport,
     DirectoryStats,
     DumpedEnd,
@@ -45,7 +45,7 @@ from storage.inspection import (
     dump_frames,
 )
 from storage.recovery import RecoveryMode, RecoveryReport, recover
-from storage.scan import Verdict
+from storage.wal.scan import Verdict
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1

@@ -2,10 +2,10 @@
 
 A segment is read whole (segments are bounded by the rotation size). Frames come out
 of ``SegmentReader.frames()``; once it is exhausted, ``end`` says how the segment
-ended. Whether a damaged frame is a torn tail or corruption is not decided here:
-that depends on whether the segment is the newest one, which only recovery knows.
-``valid_frame_after`` answers the other half of the question: is there anything
-valid past the damage?
+ended. Whether a damaged frame is a torn tail or corruption is not decided here but
+in ``storage.wal.scan``, for recovery and the offline tool alike: it depends on
+whether the segment is the newest one, and on ``valid_frame_after``, which answers
+the other half of the question: is there anything valid past the damage?
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 
+from storage.errors import FrameDecodeError
 from storage.format import (
     FRAME_HEADER_SIZE,
     FRAME_PAYLOAD_MARKER,
     SEGMENT_HEADER_SIZE,
-    FrameDecodeError,
     Record,
     check_frame,
     decode_group,

@@ -27,7 +27,7 @@ from enum import Enum
 
 from storage.format import decode_segment_header, parse_name
 from storage.fs import FileSystem
-from storage.wal_reader import EndKind, Frame, SegmentReader, valid_frame_after
+from storage.wal.reader import EndKind, Frame, SegmentReader, valid_frame_after
 
 
 class Verdict(Enum):
