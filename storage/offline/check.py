@@ -1,11 +1,11 @@
-"""Looking at a stopped server's working directory without changing it.
+"""``check DIR``: verify every snapshot and every WAL frame, change nothing.
 
-What the offline tool (``python -m storage``, ``storage/cli.py``) prints comes from
-here, and every judgement is made by the code a server start runs:
+Every judgement is made by the code a server start runs:
 
 * snapshots are verified by ``snapshot.read_snapshot``;
 * segments are verified by ``scan.SegmentScan`` (checksums, LSN continuity, torn
-  tail or corruption), chained from the oldest segment to the newest;
+  tail or corruption), each on its own (``files.SegmentReading``), with the LSN
+  chain from the oldest segment to the newest checked here;
 * "what would a start do" is ``recovery.recover(..., dry_run=True)`` itself: its
   report (or its refusal) is shown as it is.
 
@@ -16,8 +16,8 @@ every snapshot and every segment, so one run lists every problem.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import TextIO
 
 from storage.errors import CorruptionError, SnapshotDamagedError
 from storage.format import (
@@ -27,14 +27,14 @@ from storage.format import (
     TMP_SUFFIX,
     WAL_DIR,
     WAL_SUFFIX,
-    Record,
     parse_name,
-    segment_name,
 )
 from storage.fs import FileSystem
-from storage.recovery import RecoveredState, RecoveryMode, RecoveryReport, recover
+from storage.offline.files import SegmentFile, SegmentReading, existing_lsns, segment_files
+from storage.offline.render import Output, plural, recovery_changes
+from storage.recovery import RecoveryMode, RecoveryReport, recover
 from storage.snapshot import read_snapshot, snapshot_path
-from storage.wal.scan import SegmentOutcome, SegmentScan, Verdict, list_lsns, nonzero_bytes
+from storage.wal.scan import Verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +113,20 @@ class CheckReport:
             self.problems.append(problem)
 
 
+def run(fs: FileSystem, root: str, out: TextIO, *, as_json: bool) -> bool:
+    """Check ``root`` and print the report (text, or one JSON object); True if no damage."""
+    report = check_directory(fs, root)
+    output = Output(root, out)
+    if as_json:
+        output.json({**asdict(report), "ok": report.ok})
+    else:
+        _print(output, report)
+    return report.ok
+
+
+# -- gathering -------------------------------------------------------------------------
+
+
 def check_directory(fs: FileSystem, root: str) -> CheckReport:
     """Verify every snapshot and every WAL frame in ``root``; change nothing."""
     report = CheckReport(root)
@@ -128,7 +142,7 @@ def check_directory(fs: FileSystem, root: str) -> CheckReport:
 
 
 def _check_snapshots(fs: FileSystem, root: str, report: CheckReport) -> None:
-    for lsn in _lsns(fs, posixpath.join(root, SNAP_DIR), SNAP_SUFFIX):
+    for lsn in existing_lsns(fs, posixpath.join(root, SNAP_DIR), SNAP_SUFFIX):
         path = snapshot_path(root, lsn)
         size = fs.size(path)
         try:
@@ -141,20 +155,18 @@ def _check_snapshots(fs: FileSystem, root: str, report: CheckReport) -> None:
 
 
 def _check_segments(fs: FileSystem, root: str, report: CheckReport) -> None:
-    wal_dir = posixpath.join(root, WAL_DIR)
-    lsns = _lsns(fs, wal_dir, WAL_SUFFIX)
     expected: int | None = None
-    for i, first in enumerate(lsns):
-        path = posixpath.join(wal_dir, segment_name(first))
+    for segment in segment_files(fs, root):
+        first, path = segment.first_lsn, segment.path
         if expected is not None and expected != first:
             report.add_problem(Problem(
                 path, 0, f"segment starts at LSN {first}, expected {expected}: "
                 "the segment holding the LSNs between is missing"))
-        info = inspect_segment(fs, path, first, newest=i == len(lsns) - 1)
+        info = inspect_segment(fs, segment)
         report.segments.append(info)
         if info.verdict is Verdict.DAMAGED:
             report.add_problem(Problem(path, info.end_offset, info.reason + _why_not_torn(
-                info, newest=i == len(lsns) - 1)))
+                info, newest=segment.newest)))
             expected = None  # judge the next segment on its own
         else:
             expected = info.last_lsn + 1
@@ -168,19 +180,17 @@ def _why_not_torn(info: SegmentInfo, newest: bool) -> str:
     return " (in an older segment, so this is corruption, not a torn tail)"
 
 
-def inspect_segment(fs: FileSystem, path: str, first: int, newest: bool) -> SegmentInfo:
+def inspect_segment(fs: FileSystem, segment: SegmentFile) -> SegmentInfo:
     """Verify one segment on its own (its frames must continue from its name's LSN)."""
-    data = fs.read_bytes(path)
-    scan = SegmentScan(data, first, first, newest)
+    reading = SegmentReading(fs, segment)
     frames = records = 0
-    for frame in scan.frames():
+    for frame in reading.frames():
         frames += 1
         records += frame.count
-    outcome = scan.outcome
-    assert outcome is not None
-    return SegmentInfo(path, first, scan.expected - 1, len(data), frames, records,
-                       outcome.verdict, outcome.offset, outcome.reason,
-                       len(data) - outcome.offset, nonzero_bytes(data, outcome.offset))
+    outcome = reading.outcome
+    return SegmentInfo(segment.path, segment.first_lsn, reading.next_lsn - 1,
+                       len(reading.data), frames, records, outcome.verdict, outcome.offset,
+                       outcome.reason, reading.tail_bytes, reading.tail_nonzero)
 
 
 def _other_files(fs: FileSystem, root: str) -> list[str]:
@@ -195,10 +205,6 @@ def _other_files(fs: FileSystem, root: str) -> list[str]:
     return out
 
 
-def _lsns(fs: FileSystem, directory: str, suffix: str) -> list[int]:
-    return list_lsns(fs, directory, suffix) if fs.exists(directory) else []
-
-
 def describe_other_file(path: str) -> str:
     """What a file that is not a segment or snapshot is, in a few words."""
     if path.endswith(BROKEN_SUFFIX):
@@ -208,81 +214,71 @@ def describe_other_file(path: str) -> str:
     return "not a walkv file (ignored)"
 
 
-# -- dump -------------------------------------------------------------------------------
+# -- text ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class DumpedFrame:
-    """A valid frame, where it is and what it holds."""
-
-    path: str
-    offset: int
-    size: int
-    first_lsn: int
-    records: list[Record]
-
-
-@dataclass(frozen=True, slots=True)
-class DumpedEnd:
-    """Where a segment's valid frames stop, when anything but a clean end follows."""
-
-    path: str
-    outcome: SegmentOutcome
-    tail_bytes: int
-    tail_nonzero: int
+def _print(output: Output, report: CheckReport) -> None:
+    output.line(f"walkv check {report.root}")
+    output.line(f"snapshots: {len(report.snapshots)}")
+    for snap in report.snapshots:
+        output.line(_snapshot_line(output, snap))
+    output.line(f"WAL segments: {len(report.segments)}")
+    for seg in report.segments:
+        output.line(f"  {output.rel(seg.path)}  {_lsn_range(seg)}  {plural(seg.frames, 'frame')}"
+                    f"  {plural(seg.size, 'byte')}  {_ending(seg)}")
+    for path in report.other_files:
+        output.line(f"other file: {output.rel(path)}: {describe_other_file(path)}")
+    _print_torn_tail(output, report.torn_tail)
+    if report.plan is not None:
+        output.line("a server start would:")
+        recovery_changes(output, report.plan, replay=True)
+    _print_problems(output, report)
 
 
-def dump_frames(fs: FileSystem, root: str, from_lsn: int = 0) -> Iterator[DumpedFrame | DumpedEnd]:
-    """Every valid frame holding an LSN >= ``from_lsn``, segment by segment, with an
-    entry wherever a segment's frames stop early (damage, torn tail, zeros)."""
-    wal_dir = posixpath.join(root, WAL_DIR)
-    lsns = _lsns(fs, wal_dir, WAL_SUFFIX)
-    for i, first in enumerate(lsns):
-        if i + 1 < len(lsns) and lsns[i + 1] <= from_lsn:
-            continue  # wholly before from_lsn
-        path = posixpath.join(wal_dir, segment_name(first))
-        data = fs.read_bytes(path)
-        scan = SegmentScan(data, first, first, newest=i == len(lsns) - 1)
-        for frame in scan.frames():
-            if frame.first_lsn + frame.count > from_lsn:
-                yield DumpedFrame(path, frame.offset, frame.end - frame.offset,
-                                  frame.first_lsn, frame.records)
-        outcome = scan.outcome
-        assert outcome is not None
-        if outcome.verdict is not Verdict.CLEAN:
-            yield DumpedEnd(path, outcome, len(data) - outcome.offset,
-                            nonzero_bytes(data, outcome.offset))
+def _snapshot_line(output: Output, snap: SnapshotInfo) -> str:
+    state = (f"{plural(snap.keys, 'key')}  ok" if snap.keys is not None
+             else f"DAMAGED: {snap.error}")
+    return f"  {output.rel(snap.path)}  LSN {snap.lsn}  {plural(snap.size, 'byte')}  {state}"
 
 
-# -- stats ------------------------------------------------------------------------------
+def _lsn_range(seg: SegmentInfo) -> str:
+    if seg.last_lsn < seg.first_lsn:
+        return f"LSN {seg.first_lsn} (no records)"
+    if seg.last_lsn == seg.first_lsn:
+        return f"LSN {seg.first_lsn}"
+    return f"LSN {seg.first_lsn}-{seg.last_lsn}"
 
 
-@dataclass(frozen=True, slots=True)
-class DirectoryStats:
-    """The state a start would recover, measured."""
-
-    keys: int
-    live_bytes: int
-    """Sum of key and value lengths in the recovered table."""
-    last_lsn: int
-    snapshot: str | None
-    snapshot_lsn: int
-    wal_bytes_since_snapshot: int
-    """Frame bytes after the snapshot: what a start replays."""
-    wal_segments: int
-    wal_bytes: int
-    """Size of every segment on disk (including preallocated zeros)."""
-    plan: RecoveryReport
+def _ending(seg: SegmentInfo) -> str:
+    where = f"at byte {seg.end_offset}"
+    if seg.verdict is Verdict.CLEAN:
+        return "clean"
+    if seg.verdict is Verdict.ZERO_TAIL:
+        return f"then {plural(seg.tail_bytes, 'byte')} of zeros {where} (preallocated)"
+    if seg.verdict is Verdict.DAMAGED:
+        return f"DAMAGED {where}: {seg.reason}"
+    return f"torn {where}"
 
 
-def directory_stats(fs: FileSystem, root: str) -> DirectoryStats:
-    """Recover ``root`` in memory (dry run) and measure it. Raises CorruptionError."""
-    state: RecoveredState = recover(fs, root, RecoveryMode.STRICT, dry_run=True)
-    wal_dir = posixpath.join(root, WAL_DIR)
-    segments = _lsns(fs, wal_dir, WAL_SUFFIX)
-    wal_bytes = sum(fs.size(posixpath.join(wal_dir, segment_name(s))) for s in segments)
-    live = sum(len(k) + len(v) for k, v in state.table.items())
-    report = state.report
-    return DirectoryStats(len(state.table), live, state.last_lsn, report.snapshot,
-                          report.snapshot_lsn, state.wal_bytes_since_snapshot, len(segments),
-                          wal_bytes, report)
+def _print_torn_tail(output: Output, seg: SegmentInfo | None) -> None:
+    if seg is None:
+        output.line("torn tail: none")
+        return
+    output.line(f"torn tail: {output.place(seg.path, seg.end_offset)}: "
+                f"{plural(seg.tail_bytes, 'byte')} after the last valid frame, "
+                f"{seg.tail_nonzero:,} of them non-zero ({seg.reason}); never acknowledged, "
+                "a start or `repair` cuts it")
+
+
+def _print_problems(output: Output, report: CheckReport) -> None:
+    if report.ok:
+        output.line("problems: none")
+    else:
+        output.line(f"problems: {len(report.problems)}")
+        for p in report.problems:
+            output.line(f"  {output.place(p.path, p.offset)}: {p.reason}")
+    if report.refusal is not None:
+        r = report.refusal
+        output.line(f"a server start would refuse: {output.place(r.path, r.offset)}: {r.reason}")
+    count = plural(len(report.problems), "problem")
+    output.line("result: OK" if report.ok else f"result: DAMAGED ({count})")
