@@ -1,4 +1,4 @@
-"""Command line: ``python -m harness VERB ...`` against a running server.
+"""Command line: ``python -m harness VERB ...``.
 
 Verbs:
   load       N keep-alive connections issuing requests back to back for S seconds
@@ -7,46 +7,30 @@ Verbs:
   powerloss  power cuts at every fsync boundary of the engine, in-process
   bench      start targets and measure throughput, latency, memory, restart, checkpoints
 
-Each verb is one ``add_parser`` call plus one handler; later verbs (crash, bench,
-powerloss) plug in the same way.
+Each verb is one ``add_parser`` call plus one handler; ``bench`` has many options and
+registers itself (``harness.bench.cli.add_bench_parser``).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import random
 import shlex
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
 
-from harness.bench import add_bench_parser
+from harness.bench.cli import add_bench_parser
 from harness.burst import burst_items, burst_put, raise_nofile_limit
-from harness.crash import REPO, WALKV_SERVER_ARGS, CrashConfig, CrashStats, Mode, run_crash
-from harness.damage import DamageKind
+from harness.crash.damage import DamageKind
+from harness.crash.torture import WALKV_SERVER_ARGS, CrashConfig, CrashStats, Mode, run_crash
 from harness.errors import HarnessError
+from harness.eventloop import run_async
 from harness.load import LoadConfig, LoadOp, run_load
 from harness.powerloss import VARIANTS, PowerLossConfig, StateId, run_powerloss
+from harness.proc import REPO
 from harness.report import Progress, Report
-
-_new_uvloop: Callable[[], asyncio.AbstractEventLoop] | None
-try:
-    import uvloop
-
-    _new_uvloop = uvloop.new_event_loop
-except ImportError:  # the default loop works too, only slower
-    _new_uvloop = None
-
-T = TypeVar("T")
-
-
-def run_async(main: Coroutine[Any, Any, T]) -> T:
-    """Run ``main`` on uvloop when it is installed, else on the default loop."""
-    with asyncio.Runner(loop_factory=_new_uvloop) as runner:
-        return runner.run(main)
 
 
 def _positive_int(text: str) -> int:
@@ -90,17 +74,7 @@ def _burst(args: argparse.Namespace) -> int:
     items = burst_items(args.requests, prefix=args.prefix, value_bytes=args.value_bytes)
     result = run_async(burst_put(args.host, args.port, items, timeout=args.timeout))
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "requests": result.requests,
-                    "ok": result.ok,
-                    "elapsed_s": result.elapsed_s,
-                    "failures": dict(result.failures),
-                },
-                sort_keys=True,
-            )
-        )
+        print(json.dumps(result.to_dict(), sort_keys=True))
     else:
         print(result.summary())
     return 0 if result.ok == result.requests else 1

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from harness.client import REQUEST_TIMEOUT_S, kv_path, request_once
+from harness.client import REQUEST_ERRORS, REQUEST_TIMEOUT_S, kv_path, request_once
 from harness.errors import ConnectionClosedError, ProtocolError
 
 Items = list[tuple[bytes, bytes]]
@@ -36,6 +36,11 @@ class BurstResult:
     def ok(self) -> int:
         """Requests answered 200."""
         return len(self.succeeded)
+
+    def to_dict(self) -> dict[str, object]:
+        """Counts, time and failures per kind, as printed for ``--json``."""
+        return {"requests": self.requests, "ok": self.ok, "elapsed_s": self.elapsed_s,
+                "failures": dict(self.failures)}
 
     def summary(self) -> str:
         """One line: counts, failure kinds, time."""
@@ -72,7 +77,7 @@ async def burst_put(
     async def one(index: int, key: bytes, value: bytes) -> tuple[int, str | None]:
         try:
             response = await request_once(host, port, "PUT", kv_path(key), value, timeout=timeout)
-        except (OSError, TimeoutError, ConnectionClosedError, ProtocolError) as exc:
+        except REQUEST_ERRORS as exc:
             return index, classify_failure(exc)
         return index, None if response.status == 200 else f"status {response.status}"
 

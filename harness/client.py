@@ -1,17 +1,26 @@
-"""A small HTTP/1.1 client for load generation and crash oracles.
+"""The harness's one HTTP/1.1 client: load generation, crash oracles, benchmarks.
 
-Two layers, in the sans-IO style the server uses too:
+Sans-IO at the bottom, in the style the server uses too:
 
-- ``ResponseReader`` turns bytes into ``Response`` objects with httptools'
-  ``HttpResponseParser`` (llhttp); it never touches a socket, so raw-socket tests use
-  it directly to check pipelined or ``100 Continue`` replies.
+- ``encode_request`` turns a request into bytes; ``ResponseReader`` turns bytes into
+  ``Response`` objects with httptools' ``HttpResponseParser`` (llhttp). Neither
+  touches a socket, so raw-socket tests use them to check pipelined or
+  ``100 Continue`` replies.
+- ``frame_reply`` is the cheap alternative for the benchmark's load client: it only
+  finds where the first reply in a buffer ends and its status, by hand, because a
+  parser with callbacks per header costs more CPU than the servers it measures.
+
+Over sockets:
+
 - ``Connection`` is one keep-alive TCP connection on asyncio (uvloop when the caller
   installed it). Requests may be pipelined: ``send()`` writes at once and returns a
-  future for the matching reply, replies complete futures in order.
-
-``request_once()`` has the shape of the public lsfr harness (Go's net/http): a new
-connection per request, ``Connection: close``, one 15 s timeout over connect, request
-and response.
+  future for the matching reply, replies complete futures in order. ``KVClient``
+  speaks the walkv API over one.
+- ``request_once()`` has the shape of the public lsfr harness (Go's net/http): a new
+  connection per request, ``Connection: close``, one 15 s timeout over connect,
+  request and response. ``request_blocking()`` is the same without an event loop,
+  for code that runs in threads (the benchmark's orchestrator).
+- ``read_responses()`` reads replies from a raw blocking socket.
 
 The client never sends HEAD, so every response is parsed as carrying its body.
 """
@@ -32,6 +41,10 @@ from harness.errors import ConnectionClosedError, ProtocolError
 
 REQUEST_TIMEOUT_S = 15.0
 """Go's http.Client timeout in the lsfr harness: connect + request + response."""
+
+REQUEST_ERRORS = (OSError, TimeoutError, ConnectionClosedError, ProtocolError)
+"""What a request through this client fails with: refused, reset, timed out, closed
+without a reply, or answered with bytes that are not HTTP. The outcome is unknown."""
 
 _BODY_METHODS = frozenset({"PUT", "POST", "PATCH"})
 
@@ -165,6 +178,32 @@ def encode_request(
     lines.extend(f"{name}: {value}" for name, value in extra.items())
     head = "\r\n".join(lines) + "\r\n\r\n"
     return head.encode("latin-1") + body
+
+
+def frame_reply(buf: bytes | bytearray) -> tuple[int, int] | None:
+    """``(status, size)`` of the first complete reply in ``buf``, or None if partial.
+
+    Frames by ``Content-Length`` alone (every walkv-API reply carries one; none means
+    an empty body): no chunked bodies, no headers kept. For closed-loop load only.
+    """
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = bytes(buf[:end]).lower()
+    total = end + 4 + _content_length(head)
+    if len(buf) < total:
+        return None
+    return int(head[9:12]), total
+
+
+def _content_length(head: bytes) -> int:
+    """The ``Content-Length`` of a lower-cased response head; 0 when it has none."""
+    start = head.find(b"\r\ncontent-length:")
+    if start < 0:
+        return 0
+    start += len(b"\r\ncontent-length:")
+    stop = head.find(b"\r\n", start)
+    return int(head[start : stop if stop >= 0 else len(head)])
 
 
 class _ClientProtocol(asyncio.Protocol):
@@ -354,7 +393,8 @@ def read_responses(sock: socket.socket, count: int, timeout: float = 15.0) -> li
     """Blocking: read from a raw socket until ``count`` responses (1xx included).
 
     Returns fewer if the peer closes first. For raw-socket tests that must control
-    exactly which bytes go out (pipelining, ``Expect: 100-continue``, bad input).
+    exactly which bytes go out (pipelining, ``Expect: 100-continue``, bad input), and
+    for ``request_blocking``.
     """
     sock.settimeout(timeout)
     reader = ResponseReader()
@@ -369,3 +409,28 @@ def read_responses(sock: socket.socket, count: int, timeout: float = 15.0) -> li
             break
         responses.extend(reader.feed(data))
     return responses
+
+
+def request_blocking(
+    host: str,
+    port: int,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    *,
+    timeout: float = REQUEST_TIMEOUT_S,
+) -> Response:
+    """Blocking: one request on a new connection with ``Connection: close``.
+
+    ``timeout`` bounds each socket operation (connect, send, every read). Raises
+    OSError (refused, reset, ...), TimeoutError, ConnectionClosedError if the server
+    closed without a reply, or ProtocolError.
+    """
+    request = encode_request(method, path, body, host=f"{host}:{port}",
+                             headers={"Connection": "close"})
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(request)
+        replies = read_responses(sock, 1, timeout)
+    if not replies:
+        raise ConnectionClosedError("connection closed before a reply")
+    return replies[0]

@@ -22,10 +22,7 @@ from array import array
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
-from harness.client import Connection, kv_path
-from harness.errors import ConnectionClosedError, ProtocolError
-
-_CONNECTION_ERRORS = (OSError, ConnectionClosedError, ProtocolError, TimeoutError)
+from harness.client import REQUEST_ERRORS, Connection, kv_path
 
 
 class LoadOp(enum.Enum):
@@ -112,9 +109,13 @@ def percentile_ms(ordered_ns: list[int], q: float) -> float:
     return ordered_ns[rank] / 1e6
 
 
+KEY_TEMPLATE = "load-%d"
+"""How load runs name key number N; the bench's load client and wrk scripts use it too."""
+
+
 def key_name(index: int) -> bytes:
     """The key a load run uses for ``index``."""
-    return b"load-%d" % index
+    return (KEY_TEMPLATE % index).encode()
 
 
 async def run_load(config: LoadConfig) -> LoadResult:
@@ -173,7 +174,7 @@ async def _worker(
                 response = await conn.request("PUT", path, value)
             else:
                 response = await conn.request("GET", path)
-        except _CONNECTION_ERRORS as exc:
+        except REQUEST_ERRORS as exc:
             result.errors[type(exc).__name__] += 1
             return
         elapsed = time.perf_counter_ns() - t0

@@ -5,9 +5,9 @@ Theory of operation
 SIGKILL cannot lose what the page cache holds, so it cannot catch a store that
 acknowledges before fsync or forgets a directory fsync. This explorer (the ALICE /
 RocksDB FaultInjectionTestFS idea) runs the storage engine itself on a recording
-in-memory filesystem (``storage.testing.memfs``) and asks, for many points of its history:
-what could a power cut right here leave on disk, and does recovery from each of
-those states keep the promise?
+in-memory filesystem (``storage.testing.MemFileSystem``) and asks, for many points of
+its history: what could a power cut right here leave on disk, and does recovery from
+each of those states keep the promise?
 
 1. **Record.** A seeded workload runs against ``Engine`` on ``MemFileSystem(record=
    True)``: a first life (writes in commit groups, explicit checkpoints, clean close)
@@ -54,7 +54,7 @@ from harness.history import State, apply_op, exact_violations
 from harness.oracle import OpKind, Oracle
 from harness.report import Finding, Report
 from storage import Engine, EngineOptions, Op, Outcome
-from storage.testing.memfs import FsOp, FsOpKind, MemFileSystem, PowerCut
+from storage.testing import FsOp, FsOpKind, MemFileSystem, PowerCut
 
 ROOT = "/db"
 WAIT_S = 30.0

@@ -31,6 +31,9 @@ from types import TracebackType
 
 from harness.errors import ServerStartError
 
+REPO = Path(__file__).resolve().parents[1]
+"""This checkout: the default target, and where the harness's own helper processes run."""
+
 READY_TIMEOUT_S = 15.0
 """How long a start may take until the port accepts connections (lsfr's limit)."""
 

@@ -1,10 +1,9 @@
-"""What a request asks for, as small typed classes (STYLE.md practice 2).
+"""What a request asks for, whatever protocol carried it: small typed classes.
 
-The router turns a `Request` into one `Command`, or into a `Reply` when the request
-can be answered without touching the store (every error in CONTRACT.md section 2
-that the router can see), or into an `Introspect` when it asks about the server
-itself (`/metrics`, `/stats`, `/healthz`). Code downstream dispatches on the class,
-never on strings.
+A protocol's parser or router turns each request into one of these, or answers it
+itself when the store is not involved (a malformed request, a wrong method). The
+pipeline (``server/pipeline.py``) runs the store commands and dispatches on their
+class, never on strings; how the outcome is put into words is the protocol's.
 
 `Get`, `Put` and `Delete` are built once per request, so they are plain slots
 dataclasses (frozen ones cost twice as much to construct); treat them as immutable.
@@ -12,12 +11,9 @@ dataclasses (frozen ones cost twice as much to construct); treat them as immutab
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from enum import Enum
 from typing import Final, TypeAlias
-
-from server.http import TEXT_PLAIN, Headers, encode_response
 
 
 @dataclass(slots=True)
@@ -48,65 +44,24 @@ class Clear:
 
 
 Command: TypeAlias = Get | Put | Delete | Clear
+"""A command that reads or writes the store."""
+
+CLEAR: Final = Clear()
 
 
-class Endpoint(Enum):
-    """The introspection paths (outside `/kv/` and `/clear`)."""
+class Report(Enum):
+    """What the server can report about itself (``server/introspection.py``)."""
 
-    METRICS = b"/metrics"
-    """Prometheus text exposition of the server's and the engine's counters."""
-    STATS = b"/stats"
+    METRICS = "metrics"
+    """Every counter, in the Prometheus text format."""
+    STATS = "stats"
     """The same counters as JSON, plus the last recovery report."""
-    HEALTHZ = b"/healthz"
-    """200 while writes can succeed, else 503 with the reason."""
+    HEALTH = "health"
+    """Whether a write could succeed now, and if not, why."""
 
 
 @dataclass(slots=True, frozen=True)
 class Introspect:
     """Report on the server itself; answered from live counters, never cached."""
 
-    endpoint: Endpoint
-
-
-@dataclass(slots=True, frozen=True)
-class Reply:
-    """An answer that needs no storage: `status` with `body` and extra `headers`."""
-
-    status: int
-    body: bytes
-    content_type: bytes | None = TEXT_PLAIN
-    headers: Headers = ()
-
-    def encode(self, keep_alive: bool) -> bytes:
-        """The whole response; built once per (reply, keep_alive) and then cached."""
-        return _encode_reply(self, keep_alive)
-
-
-@functools.lru_cache(maxsize=64)
-def _encode_reply(reply: Reply, keep_alive: bool) -> bytes:
-    return encode_response(
-        reply.status,
-        reply.body,
-        content_type=reply.content_type,
-        keep_alive=keep_alive,
-        headers=reply.headers,
-    )
-
-
-# The replies named in CONTRACT.md section 2, bodies exactly as written there.
-CLEAR: Final = Clear()
-KEY_EMPTY: Final = Reply(400, b"key cannot be empty\n")
-VALUE_EMPTY: Final = Reply(400, b"value cannot be empty\n")
-KEY_NOT_FOUND: Final = Reply(404, b"key not found\n")
-NOT_FOUND: Final = Reply(404, b"not found\n")
-KV_METHOD_NOT_ALLOWED: Final = Reply(
-    405, b"method not allowed\n", headers=((b"Allow", b"GET, PUT, DELETE"),)
-)
-CLEAR_METHOD_NOT_ALLOWED: Final = Reply(
-    405, b"method not allowed\n", headers=((b"Allow", b"DELETE"),)
-)
-INTROSPECT_METHOD_NOT_ALLOWED: Final = Reply(
-    405, b"method not allowed\n", headers=((b"Allow", b"GET"),)
-)
-INTROSPECTION: Final = {e.value: Introspect(e) for e in Endpoint}
-"""The command for each introspection path."""
+    report: Report

@@ -1,10 +1,11 @@
-"""Server configuration: one frozen dataclass, built from the command line only."""
+"""Server configuration: one frozen dataclass, built from the command line and the
+two environment variables that choose the build of the request path."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, NoReturn
 
@@ -53,6 +54,12 @@ class Config:
     """debug, info, warning or error."""
     log_format: str = "text"
     """text (one line per event) or json (one JSON object per line)."""
+    native: bool = True
+    """Run the request path compiled when a current build exists (``WALKV_NATIVE=0``:
+    interpreted, the same behaviour, for profilers that only see Python frames)."""
+    native_build: str | None = None
+    """Where the compiled build is (``WALKV_NATIVE_DIR``; default: ``.venv/walkv-native``
+    in the checkout)."""
 
     def engine_options(self) -> EngineOptions:
         """The storage engine's part of the configuration."""
@@ -149,9 +156,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse_args(argv: list[str]) -> Config:
-    """Build the Config from command-line arguments (exits 2 with one line on error)."""
+def parse_args(argv: list[str], environ: Mapping[str, str] | None = None) -> Config:
+    """Build the Config from command-line arguments and ``environ`` (none if None).
+
+    Exits 2 with one line on stderr for a bad argument.
+    """
     ns = build_parser().parse_args(argv)
     if ns.group_max_bytes <= 0 or ns.segment_bytes < 4096:
         build_parser().error("--group-max-bytes must be > 0 and --segment-bytes >= 4096")
-    return Config(**{f.name: getattr(ns, f.name) for f in fields(Config)})
+    env = environ or {}
+    return Config(native=env.get("WALKV_NATIVE", "1") != "0",
+                  native_build=env.get("WALKV_NATIVE_DIR") or None,
+                  **{f.name: getattr(ns, f.name) for f in fields(Config)
+                     if f.name not in _FROM_ENVIRONMENT})
+
+
+_FROM_ENVIRONMENT = frozenset({"native", "native_build"})

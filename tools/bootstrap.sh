@@ -56,18 +56,17 @@ walkv_install() {
     return 0
 }
 
-# Build the compiled request path (tools/native.py) when a file in server/ is newer
+# Build the compiled request path (tools/native.py) when a file under server/ is newer
 # than the last check. tools/native.py compares contents and rebuilds only what it
 # compiles; when it cannot build (no C compiler) walkv runs interpreted, and it is not
 # tried again until server/ changes. WALKV_NATIVE=0 skips all of it.
 walkv_native() {
     local root=$1
-    local checked="$root/.venv/walkv-native.checked" f stale=0
+    local checked="$root/.venv/walkv-native.checked"
     [ "${WALKV_NATIVE:-1}" = 0 ] && return 0
-    for f in "$root"/server/*.py; do
-        if [ ! -e "$checked" ] || [ "$f" -nt "$checked" ]; then stale=1; break; fi
-    done
-    [ "$stale" = 0 ] && return 0
+    if [ -e "$checked" ] && [ -z "$(find "$root/server" -name '*.py' -newer "$checked" -print -quit)" ]; then
+        return 0
+    fi
     exec 9>"$root/.venv.lock"
     if command -v flock >/dev/null 2>&1; then flock 9; fi
     # Stamp first: a file edited while this runs is newer, and checked next time.

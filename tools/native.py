@@ -2,11 +2,11 @@
 
     .venv/bin/python tools/native.py      # builds .venv/walkv-native/ unless up to date
 
-The modules in ``server.NATIVE_MODULES`` are ordinary, strictly typed Python; mypyc
-turns them into C extension modules that do the same work in about half the
-instructions (``tools/request_cost.py``: GET 25,700 -> 14,900, PUT 36,700 -> 18,900).
-``server/__init__.py`` uses the build only while its stamp matches the sources, so an
-edited file is never shadowed by an old build.
+The modules in ``server.native.NATIVE_MODULES`` are ordinary, strictly typed Python;
+mypyc turns them into C extension modules that do the same work in about half the
+instructions (``tools/request_cost.py`` counts them). ``server.native.select`` uses
+the build only while its stamp matches the sources, so an edited file is never
+shadowed by an old build.
 
 The build goes to a temporary directory and replaces the old one whole. Exit status 0
 when the build is up to date or was made; 1 when it could not be made (the server
@@ -26,16 +26,16 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import server  # noqa: E402 - needs ROOT on sys.path when run as a script
+from server import native  # noqa: E402 - needs ROOT on sys.path when run as a script
 
 
 def up_to_date(build: str) -> bool:
     """Whether ``build`` holds a build of the current sources."""
-    return server.choose_native(build, env={}) is None
+    return native.unusable(build, ROOT) is None
 
 
 def build_into(build: str) -> None:
-    """Compile ``server.NATIVE_MODULES`` into ``build`` (replaced whole on success)."""
+    """Compile ``native.NATIVE_MODULES`` into ``build`` (replaced whole on success)."""
     from mypyc.build import mypycify  # noqa: PLC0415 - only needed when building
     from setuptools import Distribution  # noqa: PLC0415
 
@@ -43,13 +43,14 @@ def build_into(build: str) -> None:
     os.makedirs(parent, exist_ok=True)
     work = tempfile.mkdtemp(prefix=".walkv-native-", dir=parent)
     try:
-        stamp = server.sources_stamp()
+        stamp = native.sources_stamp(ROOT)
         out = os.path.join(work, "out")
         # mypyc names modules by their paths relative to the working directory, which
         # main() makes the checkout's root.
-        paths = [f"server/{name}.py" for name in server.NATIVE_MODULES]
+        paths = [os.path.relpath(native.source_path(m, ROOT), ROOT)
+                 for m in native.NATIVE_MODULES]
         extensions = mypycify(paths, opt_level="3", target_dir=os.path.join(work, "c"),
-                              group_name=server.NATIVE_GROUP)
+                              group_name=native.NATIVE_GROUP)
         dist = Distribution({"name": "walkv-native", "ext_modules": extensions})
         build_ext = dist.get_command_obj("build_ext")
         build_ext.build_lib = out
@@ -73,8 +74,10 @@ def build_into(build: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Build unless up to date; one line on stderr says what happened."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--build-dir", default=server.native_dir(ROOT),
-                        help="where the build goes (default: .venv/walkv-native)")
+    default = os.environ.get("WALKV_NATIVE_DIR") or native.default_build_dir(ROOT)
+    parser.add_argument("--build-dir", default=default,
+                        help="where the build goes (default: $WALKV_NATIVE_DIR, else "
+                             ".venv/walkv-native)")
     parser.add_argument("--compile", action="store_true",
                         help="build now from the checkout's root, output to stdout (what "
                              "the default runs, logged)")

@@ -27,12 +27,15 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from harness.ceiling import KVProtocol
-from server.config import Config
-from server.connection import HttpConnection, WriteBatch, complete_group
-from storage import Outcome
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from harness.bench.ceiling.server import KVProtocol  # noqa: E402 - ROOT on sys.path first
+from server import native  # noqa: E402
+from server.config import parse_args  # noqa: E402
+from storage import Engine, Outcome  # noqa: E402
+from storage.testing import MemFileSystem  # noqa: E402
+
 MODES = ("get-walkv", "get-ceiling", "put-walkv", "put-ceiling")
 GROUP = 8
 """Writes per simulated commit group."""
@@ -72,8 +75,28 @@ def requests(op: str, n: int) -> list[bytes]:
             % i + b"v" * 100 for i in range(n)]
 
 
+_request_path: str | None = None
+
+
+def request_path() -> str:
+    """Choose the build of the request path, as ``python -m server`` does, once."""
+    global _request_path
+    if _request_path is None:
+        config = parse_args([], os.environ)
+        _request_path = native.select(config.native, config.native_build)
+    return _request_path
+
+
 def walkv_feeder(transport: CountingTransport) -> Callable[[bytes], None]:
-    """``data_received`` of a real HttpConnection over a stand-in server state."""
+    """``data_received`` of a real HttpConnection, the batch completed every GROUP writes."""
+    request_path()
+    # The request path's modules load only now, from the build chosen above.
+    from server.http.protocol import HttpConnection  # noqa: PLC0415
+    from server.http.service import HttpService  # noqa: PLC0415
+    from server.introspection import Introspection  # noqa: PLC0415
+    from server.pipeline import WriteBatch, complete_group  # noqa: PLC0415
+    from server.state import ServerState  # noqa: PLC0415
+
     class Loop:
         def call_later(self, *args: Any) -> None:
             return None
@@ -81,25 +104,15 @@ def walkv_feeder(transport: CountingTransport) -> Callable[[bytes], None]:
         def call_soon(self, *args: Any) -> None:
             return None  # the batch is completed by `feed` instead
 
-    class State:
-        def __init__(self) -> None:
-            self.config = Config(port=1)
-            self.loop = Loop()
-            self.connections: set[Any] = set()
-            self.max_connections = 1 << 20
-            self.table = {b"key-%d" % i: b"v" * 100 for i in range(1000)}
-            self.table_get = self.table.get
-            # The real class: compiled code checks the types of what it is given.
-            self.write_batch = WriteBatch(self.loop, None, None)  # type: ignore[arg-type]
-            self.get_hits = self.get_misses = 0
-
-        def connection_closed(self, conn: Any) -> None:
-            pass
-
-    state = State()
-    conn = HttpConnection(state)  # type: ignore[arg-type]
+    loop: Any = Loop()
+    table = {b"key-%d" % i: b"v" * 100 for i in range(1000)}
+    config = parse_args(["--port=1"])
+    state = ServerState(config, table.get, loop, 1 << 20)
+    engine = Engine.open("/db", fs=MemFileSystem())  # only for introspection's readings
+    batch = WriteBatch(loop, engine.submit_batch)
+    conn = HttpConnection(HttpService(state, batch, Introspection(state, engine)))
     conn.connection_made(transport)  # type: ignore[arg-type]
-    pending = state.write_batch.pending
+    pending = batch.pending
 
     def feed(data: bytes) -> None:
         conn.data_received(data)
@@ -115,7 +128,8 @@ def ceiling_feeder(transport: CountingTransport) -> Callable[[bytes], None]:
     """``data_received`` of the ceiling fixture's protocol."""
     protocol = KVProtocol({b"key-%d" % i: b"v" * 100 for i in range(1000)}, 64 << 20)
     protocol.connection_made(transport)  # type: ignore[arg-type]
-    return protocol.data_received
+    feed: Callable[[bytes], None] = protocol.data_received
+    return feed
 
 
 def run_inprocess(mode: str, n: int, serve: bool = True) -> int:

@@ -55,7 +55,7 @@ def assert_throughput(data: dict[str, Any], ops: list[str], conns: list[int],
 
 
 def target_name(target: Path) -> str:
-    """What the bench calls the target (``harness.bench.build_targets``)."""
+    """What the bench calls the target (``harness.bench.cli.build_targets``)."""
     return "walkv" if target.resolve() == REPO else target.resolve().name
 
 

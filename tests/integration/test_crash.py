@@ -16,9 +16,9 @@ import pytest
 
 from harness.burst import burst_items, burst_put, raise_nofile_limit
 from harness.client import KVClient, kv_path, request_once
+from harness.crash.workload import RandomWrites, fetch_state
 from harness.oracle import Oracle
 from harness.proc import ServerProcess
-from harness.workload import RandomWrites, fetch_state
 
 ServerFactory = Callable[..., ServerProcess]
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.crash import CrashConfig, Failure, Mode, run_crash
-from harness.damage import DamageKind
+from harness.crash.damage import DamageKind
+from harness.crash.torture import CrashConfig, Failure, Mode, run_crash
 from harness.oracle import ViolationKind
 
 REPO = Path(__file__).resolve().parents[2]

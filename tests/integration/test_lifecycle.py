@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from harness.client import KVClient, kv_path, request_once
+from harness.crash.workload import RandomWrites, fetch_state
 from harness.oracle import Oracle
 from harness.proc import ServerProcess, free_port
-from harness.workload import RandomWrites, fetch_state
 
 ServerFactory = Callable[..., ServerProcess]
 

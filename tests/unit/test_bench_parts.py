@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.bench import FULL, SHORT, BenchOptions, build_targets, plan
-from harness.bench_client import ClientJob, RequestMaker, parse_reply
-from harness.bench_fold import fold, fold_cell
-from harness.bench_goals import goals
-from harness.bench_loadgen import LoadSpec, parse_wrk, wrk_argv
-from harness.bench_model import (
+from harness.bench.cli import FULL, SHORT, BenchOptions, build_targets, plan
+from harness.bench.fold import fold, fold_cell
+from harness.bench.goals import goals
+from harness.bench.loadclient import ClientJob, RequestMaker
+from harness.bench.loadgen import LoadSpec, parse_wrk, wrk_argv
+from harness.bench.model import (
     BenchResults,
     BurstRun,
     CheckpointRun,
@@ -24,9 +24,10 @@ from harness.bench_model import (
     Target,
     ThroughputRun,
 )
-from harness.bench_plot import write_plot
-from harness.bench_report import render_markdown, to_json
-from harness.bench_run import find_engine_stats, group_stats
+from harness.bench.plot import write_plot
+from harness.bench.probe import find_engine_stats, group_stats
+from harness.bench.report import render_markdown, to_json
+from harness.client import frame_reply
 from harness.errors import BenchError
 from harness.load import LoadSummary
 
@@ -37,15 +38,15 @@ GET_REPLY = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Type: x\r\n\r\nabc
 
 @pytest.mark.parametrize("cut", range(len(GET_REPLY)))
 def test_partial_reply_is_not_complete(cut: int) -> None:
-    assert parse_reply(bytearray(GET_REPLY[:cut])) is None
+    assert frame_reply(bytearray(GET_REPLY[:cut])) is None
 
 
 def test_reply_framed_by_content_length_in_any_position() -> None:
-    assert parse_reply(bytearray(GET_REPLY + b"HTTP/1.1")) == (200, len(GET_REPLY))
+    assert frame_reply(bytearray(GET_REPLY + b"HTTP/1.1")) == (200, len(GET_REPLY))
     last = b"HTTP/1.1 404 Not Found\r\ncontent-length: 2\r\n\r\nno"
-    assert parse_reply(bytearray(last)) == (404, len(last))
+    assert frame_reply(bytearray(last)) == (404, len(last))
     empty = b"HTTP/1.1 200 OK\r\n\r\n"
-    assert parse_reply(bytearray(empty)) == (200, len(empty))
+    assert frame_reply(bytearray(empty)) == (200, len(empty))
 
 
 def test_put_requests_use_new_keys_and_gets_stay_in_the_key_space() -> None:
@@ -82,7 +83,7 @@ def test_wrk_gets_key_space_and_whole_seconds() -> None:
     argv = wrk_argv(8080, LoadSpec("get", 1, 0.4, keys=123))
     assert argv[1:4] == ["-t1", "-c1", "-d1s"]
     assert argv[-3:] == ["http://127.0.0.1:8080", "--", "123"]
-    assert argv[argv.index("-s") + 1].endswith("harness/wrk/get.lua")
+    assert argv[argv.index("-s") + 1].endswith("harness/bench/wrk/get.lua")
 
 
 # -- /stats ---------------------------------------------------------------------------------

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 
 import pytest
 
-from harness.ceiling import KVProtocol, parse_args
+from harness.bench.ceiling.server import KVProtocol, parse_args
 from harness.client import Response, kv_path, read_responses, request_once
 
 TEXT = "text/plain; charset=utf-8"
@@ -138,3 +140,14 @@ def test_unknown_flag_is_one_error_line(capsys: pytest.CaptureFixture[str]) -> N
         parse_args(["--unsafe-no-fsync"])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_the_ceiling_imports_nothing_from_walkv_or_the_harness() -> None:
+    """A yardstick sharing walkv's or the harness's code would move when they do."""
+    code = ("import sys, harness.bench.ceiling.server; "
+            "print(' '.join(sorted(m for m in sys.modules "
+            "if m.partition('.')[0] in ('harness', 'server', 'storage'))))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.split() == ["harness", "harness.bench", "harness.bench.ceiling",
+                                   "harness.bench.ceiling.server"]

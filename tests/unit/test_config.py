@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import server.__main__
 import server.app
 from server.config import Config, parse_args
 from storage import CheckpointMode, RecoveryMode
@@ -40,6 +41,14 @@ def test_unsafe_flag_turns_fsync_off_only_when_given() -> None:
     assert config.engine_options().checkpoint_mode is CheckpointMode.THREAD
 
 
+def test_the_environment_chooses_the_build_of_the_request_path() -> None:
+    assert parse_args([]).native and parse_args([], {}).native_build is None
+    assert not parse_args([], {"WALKV_NATIVE": "0"}).native
+    assert parse_args([], {"WALKV_NATIVE": "1"}).native
+    assert parse_args([], {"WALKV_NATIVE_DIR": "/b"}).native_build == "/b"
+    assert parse_args([], {"WALKV_NATIVE_DIR": ""}).native_build is None
+
+
 def test_log_format_is_text_unless_json_is_asked_for() -> None:
     assert parse_args([]).log_format == "text"
     assert parse_args(["--log-format", "json"]).log_format == "json"
@@ -72,10 +81,10 @@ def test_bad_flags_exit_2_with_one_line(
 def test_unexpected_error_ends_with_one_clear_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def broken(config: Config) -> int:
+    def broken(config: Config, request_path: str) -> int:
         raise RuntimeError("boom")
 
     monkeypatch.setattr(server.app, "run", broken)
-    assert server.app.main(["--port=0"]) == 70
+    assert server.__main__.main(["--port=0"]) == 70
     last = capsys.readouterr().err.splitlines()[-1]
     assert last.startswith("walkv: error: stopped by an unexpected RuntimeError: boom")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.damage import Damage, DamageKind, Expect, inflict, newest_segment_lsn
+from harness.crash.damage import Damage, DamageKind, Expect, inflict, newest_segment_lsn
 from storage import CorruptionError, Op, RecoveryMode
 from storage.fs import OsFileSystem
 from storage.recovery import recover

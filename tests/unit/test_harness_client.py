@@ -6,7 +6,14 @@ import asyncio
 
 import pytest
 
-from harness.client import Connection, ResponseReader, encode_request, kv_path, request_once
+from harness.client import (
+    Connection,
+    ResponseReader,
+    encode_request,
+    kv_path,
+    request_blocking,
+    request_once,
+)
 from harness.errors import ConnectionClosedError, ProtocolError
 
 PIPELINED = (
@@ -127,3 +134,20 @@ async def test_request_once_sends_connection_close() -> None:
         response = await request_once("127.0.0.1", port, "PUT", "/kv/k", b"v")
     assert response.status == 200
     assert b"Connection: close\r\n" in received[0]
+
+
+async def test_request_blocking_reads_one_reply_without_an_event_loop() -> None:
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nvalue"
+    server, port, received = await _canned_server([ok], True)
+    async with server:
+        response = await asyncio.to_thread(request_blocking, "127.0.0.1", port, "GET", "/kv/k")
+    assert (response.status, response.body) == (200, b"value")
+    assert received[0].startswith(b"GET /kv/k HTTP/1.1\r\n")
+    assert b"Connection: close\r\n" in received[0]
+
+
+async def test_request_blocking_without_a_reply_is_connection_closed() -> None:
+    server, port, _ = await _canned_server([], True)
+    async with server:
+        with pytest.raises(ConnectionClosedError):
+            await asyncio.to_thread(request_blocking, "127.0.0.1", port, "GET", "/kv/k")

@@ -11,25 +11,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.http import (
+from server.http.codec import (
     BODY_TOO_LARGE,
     CONTINUE_EXPECTED,
     CONTINUE_RESPONSE,
     HEADER_TOO_LARGE,
     MALFORMED,
-    OCTET_STREAM,
-    OK_EMPTY,
-    TEXT_PLAIN,
-    VALUE_HEADS,
     ContinueExpected,
     Event,
     ProtocolError,
     Request,
     RequestParser,
     encode_response,
-    error_response,
     response_head,
 )
+from server.http.replies import OCTET_STREAM, STORE_ANSWERS, TEXT_PLAIN, VALUE_HEADS, error_response
+from storage import Outcome
 
 MAX_HEADER = 1024
 MAX_BODY = 64
@@ -554,7 +551,8 @@ def test_status_line_has_the_standard_reason(status: int, line: bytes) -> None:
 
 @pytest.mark.parametrize("keep_alive", [True, False])
 def test_ok_empty_matches_the_encoder(keep_alive: bool) -> None:
-    assert OK_EMPTY[keep_alive] == encode_response(200, keep_alive=keep_alive)
+    ok = STORE_ANSWERS[keep_alive].by_outcome[Outcome.OK]
+    assert ok == encode_response(200, keep_alive=keep_alive)
 
 
 @pytest.mark.parametrize("keep_alive", [True, False])

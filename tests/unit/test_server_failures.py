@@ -7,56 +7,20 @@ back; an fsync error answers 503 from then on while reads keep working.
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import pytest
 
 from harness.client import KVClient
-from server.app import bind_socket, loop_sink, serve
-from server.config import Config
-from storage import Engine, EngineOptions
-from storage.testing.memfs import MemFileSystem
+from tests.inprocess import Running, inprocess_server
 
-ROOT = "/db"
 BIG = b"x" * (5 << 20)
-
-
-@dataclass
-class Running:
-    fs: MemFileSystem
-    engine: Engine
-    port: int
 
 
 @pytest.fixture
 async def server() -> AsyncIterator[Running]:
-    loop = asyncio.get_running_loop()
-    fs = MemFileSystem()
-    engine = Engine.open(ROOT, EngineOptions(checkpoint_bytes=0), fs=fs, sink=loop_sink(loop))
-    sock: socket.socket = bind_socket("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(Config(port=port), engine, sock, stop))
-    # serve() listens once it has run up to its first await; wait for the port.
-    for _ in range(200):
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            break
-        except OSError:
-            await asyncio.sleep(0.01)
-    try:
-        yield Running(fs, engine, port)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
-
-
-def used(fs: MemFileSystem) -> int:
-    return sum(len(data) for data in fs.files().values())
+    async with inprocess_server() as running:
+        yield running
 
 
 async def test_full_disk_answers_507_applies_nothing_and_recovers(server: Running) -> None:
@@ -65,7 +29,7 @@ async def test_full_disk_answers_507_applies_nothing_and_recovers(server: Runnin
         assert (await client.put("kept", b"v1")).status == 200
         # Leave room for nothing more than what is written (and preallocated) now; the
         # value is larger than the WAL's 4 MiB preallocation step.
-        server.fs.space_limit = used(server.fs)
+        server.fs.space_limit = server.used()
         refused = await client.put("big", BIG)
         assert refused.status == 507
         assert refused.body == b"insufficient storage\n"

@@ -1,0 +1,150 @@
+"""What the benchmark measures, as plain records (the JSON file is their ``asdict``).
+
+One record per measurement and round; ``harness.bench.fold`` folds rounds into
+medians. Times are in milliseconds or seconds as the field name says, rates per
+second, CPU in cores (1.0 = one core busy for the whole run).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.load import LoadSummary
+
+
+@dataclass(frozen=True)
+class Target:
+    """A server to measure: a directory with a CONTRACT.md ``run.sh``."""
+
+    name: str
+    directory: Path
+    extra_args: tuple[str, ...] = ()
+    durable: bool = True
+    """False for the ceiling and ``--unsafe-no-fsync`` series (no goals apply)."""
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big and long each measurement is (full run or ``--short``)."""
+
+    duration_s: float
+    connections: tuple[int, ...]
+    get_keys: int
+    large_keys: int
+    burst_requests: int
+    restarts: int
+    checkpoint_window_s: float
+    fdatasync_samples: int
+    rounds: int
+
+
+@dataclass(frozen=True)
+class GroupStats:
+    """Group commit over one measured run, from the target's ``GET /stats``."""
+
+    fsyncs: int
+    writes: int
+    mean_group: float
+    max_group: int
+    """Largest group since the server started (it starts fresh for each run)."""
+    fsyncs_per_s: float
+    mean_fsync_ms: float
+
+
+@dataclass(frozen=True)
+class ThroughputRun:
+    """One closed-loop run: ``op`` at ``connections`` keep-alive connections."""
+
+    target: str
+    round: int
+    op: str
+    connections: int
+    client: str
+    summary: LoadSummary
+    """What the load generator measured (requests, latency percentiles, errors)."""
+    client_cpu: float
+    server_cpu: float
+    groups: GroupStats | None = None
+
+
+@dataclass(frozen=True)
+class BurstRun:
+    """``requests`` PUTs started at once, each on its own new connection."""
+
+    target: str
+    round: int
+    requests: int
+    ok: int
+    elapsed_s: float
+    failures: dict[str, int]
+    client_cpu: float
+
+
+@dataclass(frozen=True)
+class CheckpointRun:
+    """GET latency at 16 connections without, then during, a checkpoint."""
+
+    keys: int
+    p99_without_ms: float
+    p99_with_ms: float
+    p999_without_ms: float
+    p999_with_ms: float
+    max_without_ms: float
+    max_with_ms: float
+    rps_without: float
+    rps_with: float
+    checkpoint_seconds: float | None
+    """How long the checkpoint's child process lived (None: not seen, thread mode)."""
+    pause_ms: float | None
+    """The start pause the target reports in ``/stats`` (None: not served)."""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class LargeRun:
+    """The 1,000,000-key measurements: memory, restart after SIGKILL, checkpoint."""
+
+    target: str
+    round: int
+    keys: int
+    load_s: float
+    rss_bytes: int | None
+    restart_s: list[float] = field(default_factory=list)
+    restart_note: str = ""
+    checkpoint: CheckpointRun | None = None
+    checkpoint_note: str = ""
+
+
+@dataclass(frozen=True)
+class MachineFacts:
+    """The machine, printed at the top of every report."""
+
+    cpu_model: str
+    cores: int
+    kernel: str
+    filesystem: str
+    working_dir: str
+    python: str
+    uvloop: str
+    httptools: str
+    wrk: str | None
+    load_generator: str
+    fdatasync_p50_ms: float
+    fdatasync_p99_ms: float
+
+
+@dataclass
+class BenchResults:
+    """Everything one ``python -m harness bench`` run measured."""
+
+    started: str
+    mode: str
+    facts: MachineFacts
+    sizes: Sizes
+    targets: list[Target]
+    throughput: list[ThroughputRun] = field(default_factory=list)
+    bursts: list[BurstRun] = field(default_factory=list)
+    large: list[LargeRun] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    """Measurements that could not run (a target failed to start, ...)."""

@@ -1,0 +1,9 @@
+"""``python -m harness crash``: SIGKILL a real server mid-write, damage its files, check.
+
+- ``torture``: the kill/restart cycles, their verification and the report.
+- ``workload``: concurrent random writers recorded by an oracle; reading the state back.
+- ``damage``: file damage between cycles and what a correct server must then do.
+
+The oracles (``harness.oracle``, ``harness.history``) are shared with the power-loss
+explorer and live one level up.
+"""

@@ -1,0 +1,467 @@
+"""``python -m harness crash``: SIGKILL torture of a real server, with file damage.
+
+Theory of operation
+-------------------
+One server process (``<target>/run.sh``) on one working directory lives through
+many cycles. Each cycle:
+
+1. **Write.** Clients issue random PUT / DELETE / rare ``DELETE /clear`` on a shared
+   key space, values of mixed sizes (binary, some up to 1 MiB). Concurrent mode:
+   ``--clients`` keep-alive connections; serial mode: one op at a time, so the
+   acknowledged order is total. Every op is recorded in an ``Oracle`` when sent and
+   stamped when answered.
+2. **Kill.** After a random time the process group gets SIGKILL while requests are
+   in flight; the oracle's unanswered ops are exactly those in flight.
+3. **Damage** (every ``--damage-every`` cycles, walkv's format only): the server is
+   down, ``harness/crash/damage.py`` tears the log tail, flips a bit in an older frame,
+   deletes a middle segment or damages snapshots, and says what a correct server
+   must then do.
+4. **Restart and verify.** The server is started on the same port and directory
+   (a refusal is expected for damage before the tail: its one error line must name
+   the file and offset, and ``--recovery=point-in-time`` must then recover a prefix).
+   The whole key space is read back and checked: every key must hold the result of
+   its last acknowledged op, unless an op on it (or a clear) was in flight, in which
+   case any of those outcomes is allowed.
+
+What is asserted
+----------------
+* Serial cycles know the total order, so the check is exact: the whole store must
+  equal the state after every acknowledged op, with or without the op in flight at
+  the kill. After damage the log frames map to ops by LSN (the cycle's first LSN is
+  the name of the segment the server creates at start), so the store must equal the
+  state just before the first destroyed record: a prefix of the acknowledged
+  history that includes everything acknowledged before the damaged frame.
+* Concurrent cycles have only a partial order (a reply seen before a send). The
+  check is per key (``harness/oracle.py``): the value must be the result of an op
+  that no later acknowledged op supersedes. After damage, ops whose records were
+  destroyed are taken out of the history (a PUT is identified by its unique value;
+  a DELETE or CLEAR record could be any of its kind on that key, so those only stop
+  superseding). Per key, then, everything acknowledged before the damage must still
+  be there, and nothing else may appear; a cross-key "prefix" is not asserted.
+* SIGKILL leaves the page cache intact, so it cannot catch a server that
+  acknowledges before fsync; that is what ``python -m harness powerloss`` is for.
+
+The run stops at the first cycle with a violation (later cycles would only repeat
+it), keeps the working directory and logs, and reports the seed. The seed fixes
+every random choice (workload, kill instants, damage), but not the timing of the
+server, so a rerun reproduces the scenario rather than the exact interleaving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import os
+import random
+import shlex
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.crash.damage import Damage, DamageKind, Expect, Refusal, inflict, newest_segment_lsn
+from harness.crash.workload import MIXED_VALUES, RandomWrites, fetch_state
+from harness.errors import ServerStartError
+from harness.history import State, exact_violations, serial_candidates, states_along
+from harness.oracle import Op, OpKind, Oracle, Value, Violation, ViolationKind
+from harness.proc import REPO, ServerProcess, bootstrap_target
+from harness.report import Finding, Report, seconds_summary
+from storage import Op as RecordOp
+from storage import Record
+
+WALKV_SERVER_ARGS = ("--segment-bytes=1M", "--checkpoint-bytes=4M")
+"""Flags for this repository's server: small segments and frequent checkpoints, so
+rotations, forked snapshots and WAL deletions happen inside the kill window."""
+
+POINT_IN_TIME = "--recovery=point-in-time"
+
+
+class Mode(enum.Enum):
+    """How clients write in a cycle."""
+
+    CONCURRENT = "concurrent"
+    SERIAL = "serial"
+    MIXED = "mixed"
+    """Each cycle is serial with probability ``serial_share``, else concurrent."""
+
+
+class Failure(enum.Enum):
+    """Process-level violations (key-level ones are ``ViolationKind``)."""
+
+    NO_RESTART = "server did not restart"
+    NOT_REFUSED = "corruption not refused"
+    UNCLEAR_REFUSAL = "refusal not explained"
+
+
+@dataclass(frozen=True)
+class CrashConfig:
+    """One crash run. Every default is what ``python -m harness crash`` uses."""
+
+    target: Path = REPO
+    cycles: int = 200
+    seed: int = 0
+    duration_s: float | None = None
+    """Stop starting new cycles after this many seconds."""
+    clients: int = 32
+    keys: int = 1000
+    mode: Mode = Mode.MIXED
+    serial_share: float = 0.25
+    damage: tuple[DamageKind, ...] = tuple(DamageKind)
+    damage_every: int = 3
+    """Damage the files after every Nth kill (0: never)."""
+    kill_after: tuple[float, float] = (0.05, 1.0)
+    """Seconds of writing before the kill: uniform in this range."""
+    server_args: tuple[str, ...] = WALKV_SERVER_ARGS
+    delete_ratio: float = 0.25
+    clear_ratio: float = 0.001
+
+
+@dataclass
+class CrashStats:
+    """What the run measured."""
+
+    cycles: int = 0
+    serial_cycles: int = 0
+    exact_checks: int = 0
+    """Serial cycles whose whole state was checked against the total order."""
+    acked_ops: int = 0
+    unacked_ops: int = 0
+    non_2xx: int = 0
+    in_flight_at_kill: int = 0
+    kills_with_in_flight: int = 0
+    write_seconds: float = 0.0
+    restart_seconds: list[float] = field(default_factory=list)
+    damage_applied: Counter[str] = field(default_factory=Counter)
+    damage_skipped: Counter[str] = field(default_factory=Counter)
+    violations: Counter[str] = field(default_factory=Counter)
+
+
+def _keys(count: int) -> list[bytes]:
+    return [f"crash:{i:05d}/ключ".encode() for i in range(count)]
+
+
+def _matches(op: Op, record: Record) -> bool:
+    code, key, value = record
+    return int(op.kind) == int(code) and op.key == key and op.value == value
+
+
+class CrashLoop:
+    """Runs the cycles (see the module docstring); ``run`` returns the findings."""
+
+    def __init__(self, config: CrashConfig, work_dir: Path,
+                 on_cycle: Callable[[int, CrashStats], None] | None = None) -> None:
+        self.config = config
+        self.data_dir = work_dir / "data"
+        self.server = ServerProcess(
+            config.target,
+            os.path.relpath(self.data_dir, config.target.resolve()),
+            log_dir=work_dir / "logs",
+            extra_args=config.server_args,
+            name="server",
+        )
+        self.keys = _keys(config.keys)
+        self.oracle = Oracle(dict.fromkeys(self.keys))
+        self.stats = CrashStats()
+        self.findings: list[Finding] = []
+        self._on_cycle = on_cycle
+        self._cycle_lsn: int | None = None
+        self._damage_turn = 0
+
+    # -- the loop ---------------------------------------------------------------------
+    async def run(self) -> list[Finding]:
+        """Run until ``cycles``, the time limit, or the first violation."""
+        deadline = None
+        if self.config.duration_s is not None:
+            deadline = time.monotonic() + self.config.duration_s
+        try:
+            await asyncio.to_thread(self.server.start)
+            self._cycle_lsn = newest_segment_lsn(self.data_dir)
+            for cycle in range(self.config.cycles):
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                await self._cycle(cycle)
+                self.stats.cycles += 1
+                if self._on_cycle is not None:
+                    self._on_cycle(cycle, self.stats)
+                if self.findings:
+                    break
+        finally:
+            self.server.close()
+        return self.findings
+
+    async def _cycle(self, cycle: int) -> None:
+        rng = random.Random(f"{self.config.seed}:{cycle}")
+        serial = self.config.mode is Mode.SERIAL or (
+            self.config.mode is Mode.MIXED and rng.random() < self.config.serial_share)
+        self.stats.serial_cycles += serial
+        cycle_lsn = self._cycle_lsn
+        await self._write_then_kill(rng, serial)
+        damage = self._damage(cycle, rng)
+        recovered = await self._restart(cycle, damage)
+        if recovered is None:
+            return
+        violations = self._verify(recovered, serial, damage, cycle_lsn)
+        where = f"cycle {cycle} ({'serial' if serial else 'concurrent'}"
+        where += f", after {damage.kind.value}: {damage.description})" if damage else ")"
+        for violation in violations:
+            self._found(violation.kind.value, where, violation.describe())
+        self.oracle = self.oracle.next_round(recovered)
+
+    async def _write_then_kill(self, rng: random.Random, serial: bool) -> None:
+        config = self.config
+        writes = RandomWrites(
+            self.server.connect_host, self.server.port, self.oracle, self.keys,
+            clients=1 if serial else config.clients, delete_ratio=config.delete_ratio,
+            clear_ratio=config.clear_ratio, value_sizes=MIXED_VALUES,
+            seed=rng.randrange(1 << 30),
+        )
+        started = time.monotonic()
+        await writes.start()
+        await asyncio.sleep(rng.uniform(*config.kill_after))
+        # Nothing runs on the loop between these calls: the unanswered ops are
+        # exactly the ones in flight at the kill.
+        writes.stop()
+        self.server.kill()
+        in_flight = len(self.oracle.unanswered())
+        self.stats.write_seconds += time.monotonic() - started
+        await writes.join()
+        stats = self.stats
+        stats.in_flight_at_kill += in_flight
+        stats.kills_with_in_flight += in_flight > 0
+        stats.acked_ops += writes.stats.acked
+        stats.non_2xx += writes.stats.non_2xx
+        stats.unacked_ops += sum(op.acked is None for op in self.oracle.log)
+
+    # -- damage -----------------------------------------------------------------------
+    def _damage(self, cycle: int, rng: random.Random) -> Damage | None:
+        kinds, every = self.config.damage, self.config.damage_every
+        if not kinds or every <= 0 or (cycle + 1) % every or self._cycle_lsn is None:
+            return None
+        turn = self._damage_turn
+        self._damage_turn += 1
+        for i in range(len(kinds)):
+            kind = kinds[(turn + i) % len(kinds)]
+            damage = inflict(kind, self.data_dir, rng, self._cycle_lsn)
+            if damage is not None:
+                self.stats.damage_applied[kind.value] += 1
+                return damage
+            self.stats.damage_skipped[kind.value] += 1
+        return None
+
+    # -- restart ----------------------------------------------------------------------
+    async def _restart(self, cycle: int, damage: Damage | None) -> dict[bytes, Value] | None:
+        """Bring the server back as the damage requires; the state read back, or None."""
+        where = f"cycle {cycle}" + (f" after {damage.kind.value}: {damage.description}"
+                                    if damage else "")
+        expect = damage.expect if damage is not None else Expect.RECOVER
+        if expect is not Expect.RECOVER:
+            assert damage is not None and damage.refusal is not None
+            if not await self._refuses(damage.refusal, where, ()):
+                return None
+            if expect is Expect.REFUSE:
+                if not await self._refuses(damage.refusal, where + " (point-in-time)",
+                                           (POINT_IN_TIME,)):
+                    return None
+                damage.restore()
+        extra = (POINT_IN_TIME,) if expect is Expect.REFUSE_THEN_PREFIX else ()
+        if not await self._start(where, extra):
+            return None
+        self._cycle_lsn = newest_segment_lsn(self.data_dir)
+        return await fetch_state(self.server.connect_host, self.server.port, self.keys)
+
+    async def _start(self, where: str, extra: tuple[str, ...]) -> bool:
+        base = self.server.extra_args
+        self.server.extra_args = base + extra
+        try:
+            seconds = await asyncio.to_thread(self.server.start)
+        except ServerStartError as exc:
+            self._found(Failure.NO_RESTART.value, where, f"{exc.reason}: {_tail(exc.stderr)}")
+            return False
+        finally:
+            self.server.extra_args = base
+        self.stats.restart_seconds.append(seconds)
+        return True
+
+    async def _refuses(self, refusal: Refusal, where: str, extra: tuple[str, ...]) -> bool:
+        """Start, expecting a refusal explained by one line; records what went wrong."""
+        base = self.server.extra_args
+        self.server.extra_args = base + extra
+        try:
+            await asyncio.to_thread(self.server.start)
+        except ServerStartError as exc:
+            return self._refusal_explained(refusal, where, exc)
+        finally:
+            self.server.extra_args = base
+        self.server.kill()
+        self._found(Failure.NOT_REFUSED.value, where, "the server started and served requests")
+        return False
+
+    def _refusal_explained(self, refusal: Refusal, where: str, exc: ServerStartError) -> bool:
+        lines = [line for line in exc.stderr.splitlines() if line.strip()]
+        if exc.returncode is None:
+            self.server.kill()
+            problem = "neither started nor exited in time"
+        elif exc.returncode == 0:
+            problem = "exited with status 0"
+        elif "Traceback" in exc.stderr:
+            problem = "printed a traceback"
+        elif not lines or not refusal.explained_by(lines[-1]):
+            offset = "" if refusal.offset is None else f" and offset {refusal.offset}"
+            problem = f"last stderr line does not name {' or '.join(refusal.names)}{offset}"
+        else:
+            return True
+        self._found(Failure.UNCLEAR_REFUSAL.value, where, f"{problem}: {_tail(exc.stderr)}")
+        return False
+
+    # -- verification -----------------------------------------------------------------
+    def _verify(self, recovered: Mapping[bytes, Value], serial: bool, damage: Damage | None,
+                cycle_lsn: int | None) -> list[Violation]:
+        removed = damage.removed if damage is not None else []
+        lost, unsure = self._removed_ops(removed)
+        if serial:
+            candidates = self._serial_candidates(damage, cycle_lsn)
+            if candidates is not None:
+                self.stats.exact_checks += 1
+                return exact_violations(self.oracle, recovered, candidates, lost, unsure)
+        return self.oracle.check(recovered, lost, unsure).violations
+
+    def _serial_candidates(self, damage: Damage | None,
+                           cycle_lsn: int | None) -> list[State] | None:
+        """The exact states allowed in a serial cycle, or None to check per key.
+
+        Records of the cycle carry LSNs from ``cycle_lsn`` on, one per op in send
+        order, so the first destroyed record's LSN says how many ops came before it.
+        """
+        if damage is None or not damage.removed:
+            return serial_candidates(self.oracle)
+        if damage.removed_first_lsn is None or cycle_lsn is None:
+            return None
+        log = self.oracle.log
+        index = damage.removed_first_lsn - cycle_lsn
+        if not 0 <= index < len(log) or any(op.acked is None for op in log[:index]):
+            return None
+        if not _matches(log[index], damage.removed[0]):
+            return None
+        return [states_along(self.oracle.initial, log[:index])[-1]]
+
+    def _removed_ops(self, records: list[Record]) -> tuple[frozenset[int], frozenset[int]]:
+        """(lost, unsure) op seqs for records that damage destroyed (see oracle.py)."""
+        lost: set[int] = set()
+        unsure: set[int] = set()
+        for code, key, value in records:
+            if code == RecordOp.PUT:
+                lost.update(op.seq for op in self.oracle.ops.get(key, [])
+                            if op.kind is OpKind.PUT and op.value == value)
+            elif code == RecordOp.DELETE:
+                unsure.update(op.seq for op in self.oracle.ops.get(key, [])
+                              if op.kind is OpKind.DELETE)
+            else:
+                unsure.update(op.seq for op in self.oracle.clears)
+        return frozenset(lost), frozenset(unsure)
+
+    def _found(self, kind: str, where: str, detail: str) -> None:
+        self.stats.violations[kind] += 1
+        self.findings.append(Finding(kind, where, detail))
+
+
+def _tail(text: str, lines: int = 3) -> str:
+    kept = [line for line in text.splitlines() if line.strip()][-lines:]
+    return " | ".join(kept) or "<no output>"
+
+
+def crash_report(config: CrashConfig, stats: CrashStats, findings: list[Finding],
+                 elapsed_s: float, work_dir: Path, kept: bool = True) -> Report:
+    """The summary table and JSON report of a crash run."""
+    restart = seconds_summary(stats.restart_seconds)
+    ops_per_s = stats.acked_ops / stats.write_seconds if stats.write_seconds else 0.0
+    damage = {kind: {"applied": stats.damage_applied[kind], "not applicable":
+                     stats.damage_skipped[kind]} for kind in sorted(
+                         set(stats.damage_applied) | set(stats.damage_skipped))}
+    damage_text = ", ".join(f"{k} {v['applied']}" for k, v in damage.items()) or "none"
+    violations = {kind: stats.violations[kind] for kind in _VIOLATION_KINDS}
+    rows = [
+        ("target", str(config.target)),
+        ("cycles (SIGKILL + restart)", f"{stats.cycles} ({stats.serial_cycles} serial, "
+         f"{stats.exact_checks} checked exactly)"),
+        ("acknowledged ops", f"{stats.acked_ops:,} ({ops_per_s:,.0f}/s while writing)"),
+        ("unacknowledged ops", f"{stats.unacked_ops:,} ({stats.non_2xx} non-2xx replies)"),
+        ("in flight at the kills", f"{stats.in_flight_at_kill:,} "
+         f"({stats.kills_with_in_flight} of {stats.cycles} kills mid-request)"),
+        ("restart time p50 / max", f"{restart['p50'] * 1000:.0f} ms / "
+         f"{restart['max'] * 1000:.0f} ms ({len(stats.restart_seconds)} starts)"),
+        ("damage applied", damage_text),
+        *((kind, str(count)) for kind, count in violations.items()),
+        ("elapsed", f"{elapsed_s:.1f} s"),
+        ("working directory", str(work_dir) if kept else f"{work_dir} (removed)"),
+    ]
+    data = {
+        "target": str(config.target),
+        "cycles": stats.cycles,
+        "serial_cycles": stats.serial_cycles,
+        "exact_checks": stats.exact_checks,
+        "acked_ops": stats.acked_ops,
+        "acked_ops_per_s": ops_per_s,
+        "unacked_ops": stats.unacked_ops,
+        "non_2xx": stats.non_2xx,
+        "in_flight_at_kill": stats.in_flight_at_kill,
+        "kills_with_in_flight": stats.kills_with_in_flight,
+        "restart_s": restart,
+        "restarts": len(stats.restart_seconds),
+        "damage": damage,
+        "violations": violations,
+        "elapsed_s": elapsed_s,
+        "work_dir": str(work_dir),
+        "config": {
+            "clients": config.clients, "keys": config.keys, "mode": config.mode.value,
+            "damage": [k.value for k in config.damage], "damage_every": config.damage_every,
+            "kill_after": list(config.kill_after), "server_args": list(config.server_args),
+        },
+    }
+    return Report("walkv crash harness", config.seed, rows, data, findings,
+                  _command(config, stats.cycles))
+
+
+def _command(config: CrashConfig, cycles: int) -> str:
+    """The command line that runs ``config`` again for ``cycles`` cycles."""
+    default = CrashConfig()
+    parts = ["python -m harness crash", f"--seed {config.seed}", f"--cycles {cycles}"]
+    if config.target.resolve() != REPO:
+        parts.append(f"--target {shlex.quote(str(config.target))}")
+    if config.server_args != (default.server_args if config.target.resolve() == REPO else ()):
+        parts.append(f"--server-args={shlex.quote(' '.join(config.server_args))}")
+    for flag, value, usual in [("--clients", config.clients, default.clients),
+                               ("--keys", config.keys, default.keys),
+                               ("--mode", config.mode.value, default.mode.value),
+                               ("--damage-every", config.damage_every, default.damage_every)]:
+        if value != usual:
+            parts.append(f"{flag} {value}")
+    if config.damage != default.damage:
+        parts.append("--damage " + (",".join(k.value for k in config.damage) or "none"))
+    if config.kill_after != default.kill_after:
+        parts.append(f"--kill-after {config.kill_after[0]},{config.kill_after[1]}")
+    return " ".join(parts)
+
+
+_VIOLATION_KINDS = [kind.value for kind in ViolationKind] + [f.value for f in Failure]
+
+
+async def run_crash(config: CrashConfig, work_dir: Path | None = None,
+                    on_cycle: Callable[[int, CrashStats], None] | None = None,
+                    keep: bool = False) -> Report:
+    """Run the crash loop and build its report.
+
+    The working directory (a new temporary one unless given) is removed after a run
+    without findings unless ``keep``; after a failure it is kept for inspection.
+    """
+    bootstrap_target(config.target)
+    root = work_dir or Path(tempfile.mkdtemp(prefix="walkv-crash-"))
+    started = time.monotonic()
+    loop = CrashLoop(config, root, on_cycle)
+    findings = await loop.run()
+    kept = bool(findings) or keep or work_dir is not None
+    if not kept:
+        shutil.rmtree(root, ignore_errors=True)
+    return crash_report(config, loop.stats, findings, time.monotonic() - started, root, kept)

@@ -1,0 +1,387 @@
+"""One connection's request pipeline, shared by every protocol: answers in order,
+deferral for read-your-writes, write batches, backpressure, idle timeout.
+
+Theory of operation
+-------------------
+A protocol (``server/http/protocol.py``) subclasses ``Pipeline``: it parses the bytes
+it receives into protocol-neutral commands (``server/commands.py``) and hands each to
+``execute`` together with an ``Answers`` table, the protocol's answers to that request,
+encoded once in advance for every outcome. The pipeline decides when a request runs
+and picks its answer from the table by outcome: a lookup per request, never an encode.
+It knows no protocol bytes.
+
+Requests on a connection are answered strictly in the order they arrived
+(pipelining). Writes complete asynchronously, when their commit group is durable, so
+every request that cannot be answered at once takes a *slot* in the connection's
+queue, and ``flush`` sends answers from the head of the queue as they become ready.
+
+Writes are not handed to the engine one by one: every connection appends its writes to
+the server's ``WriteBatch``, which goes to the engine as one batch at the end of the
+event-loop iteration. The committer is then woken once per iteration, not once per
+write, and one iteration's writes share a commit group.
+
+Reads are answered at once when nothing is queued ahead of them. Behind a pending
+write on the same connection, a read is *deferred*: it waits in the queue and is
+evaluated only when it reaches the head, so a client that pipelines a write and then
+a read of the same key reads its own write. Once anything is deferred, later writes
+are deferred too and submitted only when they reach the head; otherwise a later write
+could commit (in the same group as an earlier one) before the read between them is
+evaluated. Writes with nothing deferred ahead of them are submitted at once, so a
+pipeline of writes shares groups.
+
+Caps (STYLE.md practice 12): at most ``MAX_QUEUED`` answers may be outstanding before
+reading pauses; while the transport's send buffer is above its high-water mark (the
+peer is not reading), reading pauses, reads already received are deferred instead of
+evaluated, and the queue is not flushed, so output stays bounded; all of it resumes
+when the buffer drains. Request sizes are the protocol parser's to cap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Final, TypeAlias, cast
+
+from server.commands import Clear, Delete, Get, Put
+from server.state import Counters, ServerState
+from storage import EngineClosedError, EngineFailedError, Op, Outcome, Write
+
+MAX_QUEUED: Final = 1024
+"""Answers a connection may have outstanding before the server stops reading from it."""
+LARGE_VALUE: Final = 64 * 1024
+"""Values at least this big are sent after their head instead of copied into it."""
+
+Answer: TypeAlias = bytes | tuple[bytes, ...]
+"""Bytes to send; or a large value with the bytes around it, sent without joining them."""
+
+# Module globals, bound once: an enum member is an attribute lookup through the enum's
+# metaclass (~100 ns); these are used on every request.
+_PUT, _DELETE, _CLEAR = Op.PUT, Op.DELETE, Op.CLEAR
+_NOT_FOUND: Final = int(Outcome.NOT_FOUND)
+_CLOSING, _FAILED = Outcome.CLOSING, Outcome.FAILED
+
+
+class Answers:
+    """A protocol's answers to one kind of request, encoded in advance.
+
+    ``by_outcome[outcome]`` is the whole answer for that outcome (a write's commit
+    group, a read that found nothing). A read that found a value is answered with
+    ``value_head % len(value)``, the value, then ``value_tail``. ``close``: the
+    connection closes once this answer is sent.
+    """
+
+    __slots__ = ("by_outcome", "close", "value_head", "value_tail")
+
+    def __init__(self, by_outcome: tuple[bytes, ...], *, value_head: bytes = b"%d",
+                 value_tail: bytes = b"", close: bool = False) -> None:
+        if len(by_outcome) != len(Outcome):
+            raise ValueError("Answers needs one answer per Outcome, in Outcome order")
+        self.by_outcome = by_outcome
+        self.value_head = value_head
+        self.value_tail = value_tail
+        self.close = close
+
+    def found(self, value: bytes) -> Answer:
+        """The answer to a read that found ``value``."""
+        size = len(value)
+        head = self.value_head % size
+        tail = self.value_tail
+        if size < LARGE_VALUE:
+            return head + value + tail if tail else head + value
+        return (head, value, tail) if tail else (head, value)
+
+
+class Slot:
+    """A place in a connection's answer queue.
+
+    ``data`` is the answer once known. A deferred request has not run yet: a read has
+    ``deferred_read`` (its key) set, a write ``deferred_write``, and either runs when it
+    reaches the head of the queue. A submitted write's slot is the waiter the storage
+    engine hands back when its group commits.
+    """
+
+    __slots__ = ("answers", "close", "conn", "data", "deferred_read", "deferred_write")
+
+    def __init__(self, conn: Pipeline, answers: Answers, data: Answer | None = None,
+                 deferred_read: bytes | None = None,
+                 deferred_write: tuple[Op, bytes, bytes | None] | None = None) -> None:
+        self.conn = conn
+        self.answers = answers
+        self.close = answers.close
+        self.data = data
+        self.deferred_read = deferred_read
+        self.deferred_write = deferred_write
+
+
+def complete_group(slots: Sequence[Slot], outcome: Outcome) -> None:
+    """Answer every write of one commit group (runs on the event loop)."""
+    index = int(outcome)
+    for slot in slots:
+        slot.data = slot.answers.by_outcome[index]
+        slot.conn.flush()
+
+
+class WriteBatch:
+    """The writes submitted during one event-loop iteration, handed to the engine at its end.
+
+    Connections append ``(op, key, value, slot)`` to ``pending`` and call ``schedule``
+    when they made it non-empty. A refused batch (engine failed or closing) is answered
+    at once, write by write.
+    """
+
+    __slots__ = ("_call_soon", "_submit_batch", "pending")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop,
+                 submit_batch: Callable[[list[Write]], None]) -> None:
+        self.pending: list[Write] = []
+        self._call_soon = loop.call_soon
+        self._submit_batch = submit_batch
+
+    def schedule(self) -> None:
+        """Hand ``pending`` over once the loop has run this iteration's callbacks."""
+        self._call_soon(self._hand_over)
+
+    def _hand_over(self) -> None:
+        writes = self.pending[:]  # the list itself stays bound in every connection
+        self.pending.clear()
+        try:
+            self._submit_batch(writes)
+        except EngineClosedError:
+            _refuse(writes, _CLOSING)
+        except EngineFailedError:
+            _refuse(writes, _FAILED)
+
+
+def _refuse(writes: list[Write], outcome: Outcome) -> None:
+    """The engine would not take the writes: answer each now, and count it."""
+    for op, _, _, waiter in writes:
+        slot = cast(Slot, waiter)
+        slot.data = slot.answers.by_outcome[int(outcome)]
+        if outcome is _CLOSING:
+            slot.close = True  # the server is going away: this is the last answer
+        slot.conn.counters.count_refused(op, outcome)
+        slot.conn.flush()
+
+
+class Pipeline(asyncio.Protocol):
+    """asyncio protocol base for one client connection (see the module docstring).
+
+    A subclass implements ``received`` (parse bytes, then ``execute`` commands or
+    ``answer`` what needs no store) and may override ``over_limit``.
+    """
+
+    __slots__ = ("_active", "_batch", "_closing", "_deferred", "_get", "_idle", "_paused",
+                 "_peer_full", "_pending", "_queue", "_state", "_transport", "counters")
+
+    def __init__(self, state: ServerState, batch: WriteBatch, counters: Counters) -> None:
+        self._state = state
+        self.counters = counters
+        self._transport: asyncio.Transport | None = None
+        self._queue: deque[Slot] = deque()
+        self._deferred = 0
+        """Queued requests not run yet (reads and writes waiting for the head)."""
+        self._peer_full = False
+        self._paused = False
+        self._closing = False
+        """Close once nothing more is owed (client half-closed, or server shutdown)."""
+        self._active = False
+        """Data arrived since the idle timer last looked (cheaper than a clock read)."""
+        self._get = state.table_get
+        self._batch = batch
+        self._pending = batch.pending
+        self._idle: asyncio.TimerHandle | None = None
+
+    # -- for subclasses -----------------------------------------------------------------
+    def received(self, data: bytes) -> None:
+        """Parse ``data`` and act on every request it completes."""
+        raise NotImplementedError
+
+    def over_limit(self) -> bytes:
+        """What a connection over ``max_connections`` is sent before it is closed."""
+        return b""
+
+    @property
+    def closing(self) -> bool:
+        """The connection closes once the answers owed are sent (take no more)."""
+        return self._closing
+
+    def execute(self, cmd: object, answers: Answers) -> bool:
+        """Run a store command, answered from ``answers``; False if ``cmd`` is none."""
+        kind = type(cmd)
+        if kind is Get:
+            key = cast(Get, cmd).key
+            if self._queue or self._peer_full:
+                self._defer(Slot(self, answers, deferred_read=key))
+            else:
+                self._send(self._read(key, answers), answers.close)
+        elif kind is Put:
+            put = cast(Put, cmd)
+            self._write(_PUT, put.key, put.value, answers)
+        elif kind is Delete:
+            self._write(_DELETE, cast(Delete, cmd).key, None, answers)
+        elif kind is Clear:
+            self._write(_CLEAR, b"", None, answers)
+        else:
+            return False
+        return True
+
+    def answer(self, data: bytes, close: bool) -> None:
+        """An answer known now: send it, or queue it behind earlier ones."""
+        if self._queue:
+            slot = Slot(self, _IMMEDIATE, data=data)
+            slot.close = close
+            self._queue.append(slot)
+        else:
+            self._send(data, close)
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        transport = cast(asyncio.Transport, transport)
+        self._transport = transport
+        state = self._state
+        state.connections.add(self)
+        if len(state.connections) > state.max_connections:
+            state.connections_rejected += 1
+            transport.write(self.over_limit())
+            transport.close()
+            return
+        self._idle = state.loop.call_later(state.config.idle_timeout, self._check_idle)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        self._queue.clear()
+        self._deferred = 0
+        if self._idle is not None:
+            self._idle.cancel()
+        self._state.connection_closed(self)
+
+    def data_received(self, data: bytes) -> None:
+        self._active = True
+        self.received(data)
+        if len(self._queue) >= MAX_QUEUED:
+            self._update_reading()
+
+    def eof_received(self) -> bool | None:
+        # The client finished sending (half-close): answer what is queued, then close.
+        if not self._queue:
+            return None  # asyncio closes the transport
+        self._closing = True
+        return True
+
+    def pause_writing(self) -> None:
+        self._peer_full = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._peer_full = False
+        self.flush()
+        self._update_reading()
+
+    # -- running requests ---------------------------------------------------------------
+    def _write(self, op: Op, key: bytes, value: bytes | None, answers: Answers) -> None:
+        if self._deferred:
+            self._defer(Slot(self, answers, deferred_write=(op, key, value)))
+            return
+        slot = Slot(self, answers)
+        self._queue.append(slot)
+        self._submit(slot, op, key, value)
+
+    def _submit(self, slot: Slot, op: Op, key: bytes, value: bytes | None) -> None:
+        """Add a queued write to this iteration's batch; ``slot`` hears of its group."""
+        pending = self._pending
+        pending.append((op, key, value, slot))
+        if len(pending) == 1:
+            self._batch.schedule()
+
+    def _defer(self, slot: Slot) -> None:
+        self._deferred += 1
+        self._queue.append(slot)
+
+    def _read(self, key: bytes, answers: Answers) -> Answer:
+        """The answer to a read of ``key``, from the committed table."""
+        value = self._get(key)
+        if value is None:
+            self.counters.reads_missing += 1
+            return answers.by_outcome[_NOT_FOUND]
+        self.counters.reads_found += 1
+        return answers.found(value)
+
+    # -- sending answers ----------------------------------------------------------------
+    def flush(self) -> None:
+        """Send every ready answer at the head of the queue, in order."""
+        queue = self._queue
+        # While the peer is not reading, answers wait unevaluated in the queue; otherwise
+        # one received chunk of pipelined reads could produce gigabytes of output.
+        while queue and not self._peer_full:
+            slot = queue[0]
+            data = slot.data
+            if data is None:
+                if slot.deferred_read is not None:
+                    self._deferred -= 1
+                    data = self._read(slot.deferred_read, slot.answers)
+                elif slot.deferred_write is not None:
+                    self._deferred -= 1
+                    op, key, value = slot.deferred_write
+                    slot.deferred_write = None
+                    self._submit(slot, op, key, value)
+                    break  # answered when its group commits
+                else:
+                    break  # a write still waiting for its commit group
+            queue.popleft()
+            self._send(data, slot.close)
+        if self._paused and len(queue) < MAX_QUEUED // 2:
+            self._update_reading()
+
+    def _send(self, data: Answer, close: bool) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        if type(data) is bytes:
+            transport.write(data)
+        else:  # a large value, sent between its head and tail rather than copied
+            for part in cast(tuple[bytes, ...], data):
+                transport.write(part)
+        if close:
+            self._queue.clear()
+            self._deferred = 0
+            transport.close()
+        elif self._closing and not self._queue:
+            transport.close()
+
+    def _update_reading(self) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        want_pause = self._peer_full or len(self._queue) >= MAX_QUEUED
+        if want_pause and not self._paused:
+            self._paused = True
+            transport.pause_reading()
+        elif not want_pause and self._paused:
+            self._paused = False
+            transport.resume_reading()
+
+    # -- idle and shutdown --------------------------------------------------------------
+    def _check_idle(self) -> None:
+        # Runs every idle_timeout seconds: a connection that received nothing since the
+        # last look and owes no answers is closed (so after one to two timeouts).
+        transport = self._transport
+        if transport is None:
+            return
+        if self._active or self._queue:
+            self._active = False
+            self._idle = self._state.loop.call_later(self._state.config.idle_timeout,
+                                                     self._check_idle)
+            return
+        transport.close()
+
+    def shutdown(self) -> None:
+        """Stop taking requests: close now if nothing is owed, else after the answers."""
+        self._closing = True
+        if not self._queue and self._transport is not None:
+            self._transport.close()
+
+
+_IMMEDIATE: Final = Answers((b"",) * len(Outcome))
+"""The table of a slot whose answer was known when it was queued (never looked up)."""

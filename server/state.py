@@ -1,0 +1,62 @@
+"""What every connection of a running server shares, whatever protocol it speaks."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from server.config import Config
+from storage import Op, Outcome
+
+
+class Connection(Protocol):
+    """A client connection as the server's lifecycle sees it."""
+
+    def shutdown(self) -> None:
+        """Stop taking requests: close once every answer owed has been sent."""
+
+
+class ServerState:
+    """Open connections and their limit, the read path, shutdown state."""
+
+    def __init__(self, config: Config, table_get: Callable[[bytes], bytes | None],
+                 loop: asyncio.AbstractEventLoop, max_connections: int) -> None:
+        self.config = config
+        self.loop = loop
+        self.table_get = table_get
+        """The committed table's ``get``: the whole read path."""
+        self.max_connections = max_connections
+        self.connections: set[Connection] = set()
+        self.connections_rejected = 0
+        """Connections closed at once because ``max_connections`` were open."""
+        self.shutting_down = False
+        self.all_closed = asyncio.Event()
+        """Set once shutting down and the last connection is gone."""
+        self.started_at = time.monotonic()
+
+    def connection_closed(self, conn: Connection) -> None:
+        """Bookkeeping when a connection ends (wakes shutdown once all are gone)."""
+        self.connections.discard(conn)
+        if self.shutting_down and not self.connections:
+            self.all_closed.set()
+
+
+class Counters:
+    """What one front end's connections count as they answer: plain integers only, so
+    the request path pays an addition; everything else is derived when asked."""
+
+    __slots__ = ("reads_found", "reads_missing", "refused")
+
+    def __init__(self) -> None:
+        self.reads_found = 0
+        self.reads_missing = 0
+        self.refused: dict[tuple[Op, Outcome], int] = {}
+        """Writes refused before reaching the committer (engine failed or closing),
+        by (op, outcome). Writes the committer answered are in ``Engine.stats()``."""
+
+    def count_refused(self, op: Op, outcome: Outcome) -> None:
+        """One write answered ``outcome`` without a commit group."""
+        key = (op, outcome)
+        self.refused[key] = self.refused.get(key, 0) + 1
