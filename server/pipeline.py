@@ -73,7 +73,7 @@ class Answers:
 
     __slots__ = ("by_outcome", "close", "value_head", "value_tail")
 
-    def __init__(self, by_outcome: tuple[bytes, ...], *, value_head: bytes = b"%d",
+    def __init__(self, by_outcome: tuple[bytes, ...], *, value_head: bytes,
                  value_tail: bytes = b"", close: bool = False) -> None:
         if len(by_outcome) != len(Outcome):
             raise ValueError("Answers needs one answer per Outcome, in Outcome order")
@@ -168,7 +168,9 @@ class Pipeline(asyncio.Protocol):
     """asyncio protocol base for one client connection (see the module docstring).
 
     A subclass implements ``received`` (parse bytes, then ``execute`` commands or
-    ``answer`` what needs no store) and may override ``over_limit``.
+    ``answer`` what needs no store) and may override ``over_limit``. While
+    ``_closing`` is set the connection closes once the answers owed are sent, so a
+    protocol takes no new request as one that keeps the connection open.
     """
 
     __slots__ = ("_active", "_batch", "_closing", "_deferred", "_get", "_idle", "_paused",
@@ -200,11 +202,6 @@ class Pipeline(asyncio.Protocol):
     def over_limit(self) -> bytes:
         """What a connection over ``max_connections`` is sent before it is closed."""
         return b""
-
-    @property
-    def closing(self) -> bool:
-        """The connection closes once the answers owed are sent (take no more)."""
-        return self._closing
 
     def execute(self, cmd: object, answers: Answers) -> bool:
         """Run a store command, answered from ``answers``; False if ``cmd`` is none."""
@@ -383,5 +380,5 @@ class Pipeline(asyncio.Protocol):
             self._transport.close()
 
 
-_IMMEDIATE: Final = Answers((b"",) * len(Outcome))
+_IMMEDIATE: Final = Answers((b"",) * len(Outcome), value_head=b"")
 """The table of a slot whose answer was known when it was queued (never looked up)."""

@@ -265,4 +265,4 @@ def test_shutdown_closes_once_the_answers_owed_are_sent(rig: Rig) -> None:
 
 def test_every_outcome_needs_an_answer() -> None:
     with pytest.raises(ValueError, match="one answer per Outcome"):
-        pipeline.Answers((b"OK\n",))
+        pipeline.Answers((b"OK\n",), value_head=b"VAL %d ")
