@@ -140,7 +140,6 @@ class Checkpointer:
             return None
         if not self._rotate():
             return None
-        self._bytes_at_snapshot = self._log.bytes_written
         self._started_at = time.monotonic()
         return lsn
 
@@ -150,6 +149,7 @@ class Checkpointer:
         if lsn is None:
             return
         rotated = time.perf_counter()
+        self._bytes_at_snapshot = self._log.bytes_written
         self._running = True
         self._idle.clear()
         self._writer.start(lsn, self._table, self._finished)
@@ -184,9 +184,13 @@ class Checkpointer:
         is unaffected.
         """
         lsn = self._prepare()
-        if lsn is not None:
-            write_snapshot(self._fs, self._root, lsn, self._table)
-            self._written(lsn)
+        if lsn is None:
+            return
+        covered = self._log.bytes_written
+        write_snapshot(self._fs, self._root, lsn, self._table)
+        # Only now: a snapshot that failed covers nothing, and the policy retries soon.
+        self._bytes_at_snapshot = covered
+        self._written(lsn)
 
     def wait_idle(self) -> None:
         """Block until no background checkpoint is running (any thread)."""

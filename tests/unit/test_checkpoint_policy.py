@@ -12,6 +12,7 @@ from storage import CheckpointMode, CheckpointPolicy, Engine, Op, Outcome
 from storage.fs import OsFileSystem
 from storage.snapshot import read_snapshot
 from storage.snapshot_writer import CheckpointResult, ForkReaper
+from storage.testing import MemFileSystem
 from tests.unit.storage_util import Write, opened, options, snap_dir, states_of
 
 # (threshold in WAL bytes, WAL bytes since the last snapshot, checkpoint running, due?)
@@ -109,3 +110,22 @@ def test_fork_reaper_reports_every_child_from_one_thread() -> None:
          "walkv-checkpoint-reaper"),
         (CheckpointResult(12, True), "walkv-checkpoint-reaper"),
     ]
+
+
+def test_a_snapshot_that_did_not_fit_covers_nothing_and_the_next_one_does() -> None:
+    fs = MemFileSystem()
+    with opened("/db", options(segment_bytes=4096), fs=fs) as engine:
+        for i in range(10):
+            assert engine.write(Op.PUT, b"k%d" % i, b"v" * 1000) is Outcome.OK
+        written = engine.stats().checkpoints.wal_bytes_since_snapshot
+        assert written > 10_000
+        fs.space_limit = sum(len(d) for d in fs.files().values()) + 1000
+        with pytest.raises(OSError):
+            engine.checkpoint()
+        failed = engine.stats().checkpoints
+        # The WAL still holds everything since the last snapshot: the policy must see it.
+        assert (failed.completed, failed.wal_bytes_since_snapshot) == (0, written)
+        fs.space_limit = None
+        engine.checkpoint()
+        done = engine.stats().checkpoints
+        assert (done.completed, done.wal_bytes_since_snapshot) == (1, 0)
