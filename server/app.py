@@ -19,7 +19,7 @@ import os
 import resource
 import signal
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from importlib import metadata
 
 import uvloop
@@ -32,7 +32,15 @@ from server.introspection import Introspection
 from server.logs import configure_logging, event
 from server.pipeline import Slot, WriteBatch, complete_group
 from server.state import ServerState
-from storage import CorruptionError, Engine, LockHeldError, Outcome, RecoveryMode
+from storage import (
+    CorruptionError,
+    Engine,
+    GroupSink,
+    LockHeldError,
+    OperationResult,
+    Outcome,
+    RecoveryMode,
+)
 
 log = logging.getLogger("walkv.server")
 
@@ -64,12 +72,13 @@ def _version() -> str:
         return "unknown"
 
 
-def loop_sink(loop: asyncio.AbstractEventLoop) -> Callable[[Sequence[Slot], Outcome], None]:
+def loop_sink(loop: asyncio.AbstractEventLoop) -> GroupSink:
     """The engine's group sink: one hand-off to ``loop`` per commit group, not per write."""
     call_soon = loop.call_soon_threadsafe
 
-    def sink(slots: Sequence[Slot], outcome: Outcome) -> None:
-        call_soon(complete_group, slots, outcome)
+    def sink(slots: Sequence[Slot], outcome: Outcome,
+             results: Sequence[OperationResult | None] | None) -> None:
+        call_soon(complete_group, slots, outcome, results)
 
     return sink
 
@@ -118,7 +127,7 @@ async def serve(config: Config, engine: Engine, sock: socket.socket,
     loop = asyncio.get_running_loop()
     fd_limit = raise_fd_limit()
     max_conn = config.max_connections or max(64, fd_limit - _FD_RESERVE)
-    state = ServerState(config, engine.table.get, loop, max_conn)
+    state = ServerState(config, engine.keyspace, loop, max_conn)
     http = HttpService(state, WriteBatch(loop, engine.submit_batch),
                        Introspection(state, engine))
     if stop is None:

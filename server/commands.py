@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Final, TypeAlias
 
+from storage import Scan, Txn
+
 
 @dataclass(slots=True)
 class Get:
@@ -43,7 +45,15 @@ class Clear:
     """Remove every key."""
 
 
-Command: TypeAlias = Get | Put | Delete | Clear
+@dataclass(slots=True, frozen=True)
+class Evaluate:
+    """Run a transaction or a scan in commit order (``storage.ops``); its answer is
+    rendered from the result by the protocol's ``Answers.render``."""
+
+    operation: Txn | Scan
+
+
+Command: TypeAlias = Get | Put | Delete | Clear | Evaluate
 """A command that reads or writes the store."""
 
 CLEAR: Final = Clear()

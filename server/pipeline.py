@@ -43,9 +43,18 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Final, TypeAlias, cast
 
-from server.commands import Clear, Delete, Get, Put
+from server.commands import Clear, Delete, Evaluate, Get, Put
 from server.state import Counters, ServerState
-from storage import EngineClosedError, EngineFailedError, Op, Outcome, Write
+from storage import (
+    EngineClosedError,
+    EngineFailedError,
+    Op,
+    OperationResult,
+    Outcome,
+    Scan,
+    Txn,
+    Write,
+)
 
 MAX_QUEUED: Final = 1024
 """Answers a connection may have outstanding before the server stops reading from it."""
@@ -57,7 +66,7 @@ Answer: TypeAlias = bytes | tuple[bytes, ...]
 
 # Module globals, bound once: an enum member is an attribute lookup through the enum's
 # metaclass (~100 ns); these are used on every request.
-_PUT, _DELETE, _CLEAR = Op.PUT, Op.DELETE, Op.CLEAR
+_PUT, _DELETE, _CLEAR, _EVALUATE = Op.PUT, Op.DELETE, Op.CLEAR, Op.EVALUATE
 _NOT_FOUND: Final = int(Outcome.NOT_FOUND)
 _CLOSING, _FAILED = Outcome.CLOSING, Outcome.FAILED
 
@@ -67,20 +76,23 @@ class Answers:
 
     ``by_outcome[outcome]`` is the whole answer for that outcome (a write's commit
     group, a read that found nothing). A read that found a value is answered with
-    ``value_head % len(value)``, the value, then ``value_tail``. ``close``: the
+    ``value_head % len(value)``, the value, then ``value_tail``. An ``Evaluate``
+    command whose group committed is answered with ``render(result)``. ``close``: the
     connection closes once this answer is sent.
     """
 
-    __slots__ = ("by_outcome", "close", "value_head", "value_tail")
+    __slots__ = ("by_outcome", "close", "render", "value_head", "value_tail")
 
     def __init__(self, by_outcome: tuple[bytes, ...], *, value_head: bytes,
-                 value_tail: bytes = b"", close: bool = False) -> None:
+                 value_tail: bytes = b"", close: bool = False,
+                 render: Callable[[OperationResult], Answer] | None = None) -> None:
         if len(by_outcome) != len(Outcome):
             raise ValueError("Answers needs one answer per Outcome, in Outcome order")
         self.by_outcome = by_outcome
         self.value_head = value_head
         self.value_tail = value_tail
         self.close = close
+        self.render = render
 
     def found(self, value: bytes) -> Answer:
         """The answer to a read that found ``value``."""
@@ -105,7 +117,8 @@ class Slot:
 
     def __init__(self, conn: Pipeline, answers: Answers, data: Answer | None = None,
                  deferred_read: bytes | None = None,
-                 deferred_write: tuple[Op, bytes, bytes | None] | None = None) -> None:
+                 deferred_write: tuple[Op, bytes, bytes | Txn | Scan | None] | None = None,
+                 ) -> None:
         self.conn = conn
         self.answers = answers
         self.close = answers.close
@@ -114,11 +127,22 @@ class Slot:
         self.deferred_write = deferred_write
 
 
-def complete_group(slots: Sequence[Slot], outcome: Outcome) -> None:
+def complete_group(slots: Sequence[Slot], outcome: Outcome,
+                   results: Sequence[OperationResult | None] | None = None) -> None:
     """Answer every write of one commit group (runs on the event loop)."""
     index = int(outcome)
-    for slot in slots:
-        slot.data = slot.answers.by_outcome[index]
+    if results is None:
+        for slot in slots:
+            slot.data = slot.answers.by_outcome[index]
+            slot.conn.flush()
+        return
+    for slot, result in zip(slots, results, strict=True):
+        answers = slot.answers
+        render = answers.render
+        if result is None or render is None:
+            slot.data = answers.by_outcome[index]
+        else:
+            slot.data = render(result)
         slot.conn.flush()
 
 
@@ -173,7 +197,8 @@ class Pipeline(asyncio.Protocol):
     protocol takes no new request as one that keeps the connection open.
     """
 
-    __slots__ = ("_active", "_batch", "_closing", "_deferred", "_get", "_idle", "_paused",
+    __slots__ = ("_active", "_batch", "_closing", "_deferred", "_expires", "_get", "_idle",
+                 "_paused",
                  "_peer_full", "_pending", "_queue", "_state", "_transport", "counters")
 
     def __init__(self, state: ServerState, batch: WriteBatch, counters: Counters) -> None:
@@ -190,6 +215,7 @@ class Pipeline(asyncio.Protocol):
         self._active = False
         """Data arrived since the idle timer last looked (cheaper than a clock read)."""
         self._get = state.table_get
+        self._expires = state.expires
         self._batch = batch
         self._pending = batch.pending
         self._idle: asyncio.TimerHandle | None = None
@@ -219,6 +245,8 @@ class Pipeline(asyncio.Protocol):
             self._write(_DELETE, cast(Delete, cmd).key, None, answers)
         elif kind is Clear:
             self._write(_CLEAR, b"", None, answers)
+        elif kind is Evaluate:
+            self._evaluate(cast(Evaluate, cmd).operation, answers)
         else:
             return False
         return True
@@ -277,7 +305,16 @@ class Pipeline(asyncio.Protocol):
         self._update_reading()
 
     # -- running requests ---------------------------------------------------------------
-    def _write(self, op: Op, key: bytes, value: bytes | None, answers: Answers) -> None:
+    def _evaluate(self, operation: Txn | Scan, answers: Answers) -> None:
+        # A scan reads the table as the previous group left it, so behind this
+        # connection's own pending writes it waits for them, like a read.
+        if type(operation) is Scan and (self._queue or self._peer_full):
+            self._defer(Slot(self, answers, deferred_write=(_EVALUATE, b"", operation)))
+            return
+        self._write(_EVALUATE, b"", operation, answers)
+
+    def _write(self, op: Op, key: bytes, value: bytes | Txn | Scan | None,
+               answers: Answers) -> None:
         if self._deferred:
             self._defer(Slot(self, answers, deferred_write=(op, key, value)))
             return
@@ -285,7 +322,7 @@ class Pipeline(asyncio.Protocol):
         self._queue.append(slot)
         self._submit(slot, op, key, value)
 
-    def _submit(self, slot: Slot, op: Op, key: bytes, value: bytes | None) -> None:
+    def _submit(self, slot: Slot, op: Op, key: bytes, value: bytes | Txn | Scan | None) -> None:
         """Add a queued write to this iteration's batch; ``slot`` hears of its group."""
         pending = self._pending
         pending.append((op, key, value, slot))
@@ -299,11 +336,15 @@ class Pipeline(asyncio.Protocol):
     def _read(self, key: bytes, answers: Answers) -> Answer:
         """The answer to a read of ``key``, from the committed table."""
         value = self._get(key)
-        if value is None:
+        if value is None or (self._expires and self._expired(key)):
             self.counters.reads_missing += 1
             return answers.by_outcome[_NOT_FOUND]
         self.counters.reads_found += 1
         return answers.found(value)
+
+    def _expired(self, key: bytes) -> bool:
+        deadline = self._expires.get(key)
+        return deadline is not None and deadline <= self._state.now_ms()
 
     # -- sending answers ----------------------------------------------------------------
     def flush(self) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from server.config import Config
-from storage import Op, Outcome
+from storage import Keyspace, Op, Outcome
 
 
 class Connection(Protocol):
@@ -21,12 +21,16 @@ class Connection(Protocol):
 class ServerState:
     """Open connections and their limit, the read path, shutdown state."""
 
-    def __init__(self, config: Config, table_get: Callable[[bytes], bytes | None],
+    def __init__(self, config: Config, keyspace: Keyspace,
                  loop: asyncio.AbstractEventLoop, max_connections: int) -> None:
         self.config = config
         self.loop = loop
-        self.table_get = table_get
-        """The committed table's ``get``: the whole read path."""
+        self.table_get: Callable[[bytes], bytes | None] = keyspace.values.get
+        """The committed table's ``get``: the whole read path for keys without a deadline."""
+        self.expires: dict[bytes, int] = keyspace.expires
+        """Deadlines (ms since the epoch) of the keys that have one (read-only here)."""
+        self.now_ms: Callable[[], int] = keyspace.now_ms
+        """The clock deadlines are judged by."""
         self.max_connections = max_connections
         self.connections: set[Connection] = set()
         self.connections_rejected = 0

@@ -13,12 +13,13 @@ The modules, imports pointing down (no asyncio, no sockets anywhere here)::
 
     engine.py          the facade: open (lock + recover), get, submit, close, stats
     committer.py       group commit: one thread, one synced write per group
+    ops.py             transactions and scans, evaluated in commit order into effects
+    keyspace.py        the committed table: values, expiry deadlines, key order
     checkpoint.py      when to snapshot, starting one, retiring what it covers
     snapshot_writer.py a snapshot written by a forked child or a thread
     recovery.py        newest valid snapshot + WAL replay, torn tail vs corruption
     wal/               the log: log.py (segments), writer.py, reader.py, scan.py
     snapshot.py        snapshot files
-    table.py           applying a group to the table (committer and recovery alike)
     format.py          the on-disk format in code (FORMAT.md in prose)
     fs.py              the filesystem seam every byte goes through
     outcome.py, stats.py, errors.py   what crosses to callers
@@ -33,33 +34,75 @@ from storage.errors import (
     CorruptionError,
     EngineClosedError,
     EngineFailedError,
+    InvalidOperationError,
     LockHeldError,
     StorageError,
 )
 from storage.format import Op, Record
+from storage.keyspace import Keyspace
+from storage.ops import (
+    SCAN_MAX_LIMIT,
+    TXN_MAX_STEPS,
+    Add,
+    Append,
+    Check,
+    Compare,
+    Expire,
+    Fetch,
+    OperationResult,
+    Page,
+    Remove,
+    Scan,
+    Step,
+    StepResult,
+    Store,
+    Txn,
+    TxnResult,
+    etag,
+)
 from storage.outcome import Outcome
 from storage.recovery import RecoveryMode, RecoveryReport
 from storage.snapshot_writer import CheckpointMode
 from storage.stats import EngineStats, Histogram
 
 __all__ = [
+    "SCAN_MAX_LIMIT",
+    "TXN_MAX_STEPS",
+    "Add",
+    "Append",
+    "Check",
     "CheckpointMode",
     "CheckpointPolicy",
     "CheckpointStats",
+    "Compare",
     "CorruptionError",
     "Engine",
     "EngineClosedError",
     "EngineFailedError",
     "EngineOptions",
     "EngineStats",
+    "Expire",
+    "Fetch",
     "GroupSink",
     "Histogram",
+    "InvalidOperationError",
+    "Keyspace",
     "LockHeldError",
     "Op",
+    "OperationResult",
     "Outcome",
+    "Page",
     "Record",
     "RecoveryMode",
     "RecoveryReport",
+    "Remove",
+    "Scan",
+    "Step",
+    "StepResult",
     "StorageError",
+    "Store",
+    "Txn",
+    "TxnResult",
     "Write",
+    "etag",
 ]

@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from storage.committer import Committer
 from storage.format import SNAP_DIR
 from storage.fs import FileSystem
+from storage.keyspace import Keyspace
 from storage.snapshot import snapshot_path, write_snapshot
-from storage.snapshot_writer import CheckpointResult, SnapshotWriter
+from storage.snapshot_writer import CheckpointResult, SnapshotWriter, contents_of
 from storage.wal.log import Log
 
 log = logging.getLogger("walkv.storage")
@@ -76,13 +77,13 @@ class Checkpointer:
     Every method but ``wait_idle`` and ``stats`` runs on the committer thread.
     """
 
-    def __init__(self, fs: FileSystem, root: str, log_: Log, table: dict[bytes, bytes],
+    def __init__(self, fs: FileSystem, root: str, log_: Log, keyspace: Keyspace,
                  committer: Committer, writer: SnapshotWriter, policy: CheckpointPolicy,
                  snapshots: list[int], wal_bytes_since_snapshot: int) -> None:
         self._fs = fs
         self._root = root
         self._log = log_
-        self._table = table
+        self._keyspace = keyspace
         self._writer = writer
         self._policy = policy
         self._committer = committer
@@ -152,11 +153,11 @@ class Checkpointer:
         self._bytes_at_snapshot = self._log.bytes_written
         self._running = True
         self._idle.clear()
-        self._writer.start(lsn, self._table, self._finished)
+        self._writer.start(lsn, self._keyspace, self._finished)
         done = time.perf_counter()
         self._last_start_pause = done - started
         log.info("checkpoint started at LSN %d (%d keys, %s; commits paused %.1f ms: "
-                 "WAL rotation %.1f, start %.1f)", lsn, len(self._table),
+                 "WAL rotation %.1f, start %.1f)", lsn, len(self._keyspace),
                  self._writer.mode.value, self._last_start_pause * 1000,
                  (rotated - started) * 1000, (done - rotated) * 1000,
                  extra=_event("checkpoint_start", lsn=lsn))
@@ -187,7 +188,7 @@ class Checkpointer:
         if lsn is None:
             return
         covered = self._log.bytes_written
-        write_snapshot(self._fs, self._root, lsn, self._table)
+        write_snapshot(self._fs, self._root, lsn, contents_of(self._keyspace, copy=False))
         # Only now: a snapshot that failed covers nothing, and the policy retries soon.
         self._bytes_at_snapshot = covered
         self._written(lsn)
@@ -210,7 +211,7 @@ class Checkpointer:
         except OSError:
             self._last_bytes = 0
         log.info("checkpoint at LSN %d written: %d keys, %d bytes in %.1f ms", lsn,
-                 len(self._table), self._last_bytes, self._last_duration * 1000,
+                 len(self._keyspace), self._last_bytes, self._last_duration * 1000,
                  extra=_event("checkpoint_end", lsn=lsn, bytes=self._last_bytes,
                               duration_s=self._last_duration))
         self._retire(lsn)

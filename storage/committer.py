@@ -49,18 +49,22 @@ from typing import Any
 
 from storage.errors import NoSpaceError
 from storage.format import Op, encode_group
+from storage.keyspace import Keyspace
+from storage.ops import Evaluation, OperationResult
 from storage.outcome import Outcome
-from storage.table import apply_group
 from storage.wal.log import Log
 
 log = logging.getLogger("walkv.storage")
 
 
-Write = tuple[Op, bytes, bytes | None, Any]
-"""One write as handed to the committer: op, key, value (None unless PUT), waiter."""
+Write = tuple[Op, bytes, Any, Any]
+"""One write as handed to the committer: op, key, value, waiter. The value is bytes for
+PUT, None for DELETE and CLEAR, and a ``storage.ops`` Txn or Scan for EVALUATE."""
 
-GroupSink = Callable[[Sequence[Any], Outcome], None]
-"""Receives each group's waiters and outcome, once per group, on the committer thread."""
+GroupSink = Callable[[Sequence[Any], Outcome, "Sequence[OperationResult | None] | None"], None]
+"""Receives each group's waiters, outcome and results, once per group, on the committer
+thread. Results are None for a group of plain writes (and whenever the outcome is not
+OK), else one per waiter: the TxnResult or Page of an EVALUATE write, None for others."""
 
 
 class _Control:
@@ -79,8 +83,13 @@ class _Stop:
 _STOP = _Stop()
 
 # Bound once: enum attribute lookups cost ~100 ns each, and these run per group.
-_PUT, _DELETE, _CLEAR = Op.PUT, Op.DELETE, Op.CLEAR
+_PUT, _DELETE, _CLEAR, _EXPIRE, _EVALUATE = Op.PUT, Op.DELETE, Op.CLEAR, Op.EXPIRE, Op.EVALUATE
 _OK = Outcome.OK
+
+SWEEP_KEYS = 1000
+"""Expired keys one sweep deletes at most."""
+SWEEP_FOLD_KEYS = 20_000
+"""Keys one idle sweep folds into the key order at most (~50 ms of work)."""
 
 
 SYNC_BUCKETS: tuple[float, ...] = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
@@ -97,8 +106,9 @@ class CommitStats:
     every bound. Committed PUTs are ``records - deletes - clears``.
     """
 
-    __slots__ = ("clears", "deletes", "fsync_seconds", "group_counts", "groups", "max_group",
-                 "no_space_groups", "records", "refused", "sync_counts")
+    __slots__ = ("clears", "deletes", "expires", "fsync_seconds", "group_counts", "groups",
+                 "max_group", "no_space_groups", "operations", "reaped", "records", "refused",
+                 "sync_counts")
 
     def __init__(self) -> None:
         self.groups = 0
@@ -107,6 +117,12 @@ class CommitStats:
         self.fsync_seconds = 0.0
         self.deletes = 0
         self.clears = 0
+        self.expires = 0
+        """EXPIRE records committed."""
+        self.operations = 0
+        """Transactions and scans evaluated (whatever their result)."""
+        self.reaped = 0
+        """Expired keys deleted by sweeps."""
         self.no_space_groups = 0
         self.sync_counts = [0] * (len(SYNC_BUCKETS) + 1)
         self.group_counts = [0] * (len(GROUP_BUCKETS) + 1)
@@ -117,10 +133,11 @@ class CommitStats:
 class Committer:
     """The single writer of the log and of the table (see the module docstring)."""
 
-    def __init__(self, log: Log, table: dict[bytes, bytes], next_lsn: int, sink: GroupSink,
+    def __init__(self, log: Log, keyspace: Keyspace, next_lsn: int, sink: GroupSink,
                  group_max_bytes: int) -> None:
         self._log = log
-        self._table = table
+        self._keyspace = keyspace
+        self._groups_at_sweep = 0
         self.next_lsn = next_lsn
         self._sink = sink
         self._group_max_bytes = group_max_bytes
@@ -194,6 +211,9 @@ class Committer:
     def _commit_writes(self, writes: list[Write]) -> None:
         # Column-wise, the frame's layout, in C: no per-write Python code here.
         ops, keys, values, waiters = zip(*writes, strict=True)
+        if _EVALUATE in ops:
+            self._commit_evaluated(writes)
+            return
         size = sum(map(len, keys)) + sum(map(len, filter(None, values)))
         if size <= self._group_max_bytes or len(writes) == 1:
             self._commit(bytes(ops), keys, values, waiters)
@@ -214,23 +234,59 @@ class Committer:
 
     def _commit(self, ops: bytes, keys: Sequence[bytes], values: Sequence[bytes | None],
                 waiters: Sequence[Any]) -> None:
-        if self.failed is not None:
-            self._refuse(ops, Outcome.FAILED)
-            self._sink(waiters, Outcome.FAILED)
+        """A group of plain writes: their records are the group's effects as they are."""
+        outcome = self._durable(ops, keys, values, None, self._keyspace.now_ms())
+        if outcome is not _OK:
+            self._refuse(ops, outcome)
+        self._sink(waiters, outcome, None)
+        if outcome is _OK:
+            self._after_commit()
+
+    def _commit_evaluated(self, writes: list[Write]) -> None:
+        """A group with operations to evaluate: its effects are decided here, in order."""
+        evaluation = Evaluation(self._keyspace, self._keyspace.now_ms())
+        results: list[OperationResult | None] = []
+        for op, key, value, _ in writes:
+            if op == _EVALUATE:
+                results.append(evaluation.run(value))
+                continue
+            results.append(None)
+            if op == _PUT:
+                evaluation.put(key, value, None)
+            elif op == _DELETE:
+                evaluation.delete(key)
+            else:
+                evaluation.clear()
+        self.stats.operations += len(writes) - sum(1 for r in results if r is None)
+        waiters = [w[3] for w in writes]
+        if not evaluation.ops:
+            # Nothing to store: every answer was decided by the durable table alone.
+            self._sink(waiters, _OK, results)
             return
-        frame = encode_group(self.next_lsn, ops, keys, values)
+        outcome = self._durable(bytes(evaluation.ops), evaluation.keys, evaluation.values,
+                                evaluation.deadlines if evaluation.timed else None,
+                                evaluation.now)
+        if outcome is not _OK:
+            self._refuse(bytes(w[0] for w in writes), outcome)
+        self._sink(waiters, outcome, results if outcome is _OK else None)
+        if outcome is _OK:
+            self._after_commit()
+
+    def _durable(self, ops: bytes, keys: Sequence[bytes], values: Sequence[bytes | None],
+                 deadlines: Sequence[int | None] | None, time_ms: int) -> Outcome:
+        """Write one frame of effects with one synced write, then apply it."""
+        if self.failed is not None:
+            return Outcome.FAILED
+        frame = encode_group(self.next_lsn, ops, keys, values, deadlines, time_ms)
         started = time.perf_counter()
         try:
             self._log.append(frame)
         except NoSpaceError:
-            self._no_space(ops)
-            self._sink(waiters, Outcome.NO_SPACE)
-            return
+            self._no_space()
+            return Outcome.NO_SPACE
         except OSError as exc:
             self.fail(f"WAL write/fsync failed: {exc}")
-            self._refuse(ops, Outcome.FAILED)
-            self._sink(waiters, Outcome.FAILED)
-            return
+            return Outcome.FAILED
         elapsed = time.perf_counter() - started
         count = len(ops)
         stats = self.stats
@@ -244,22 +300,46 @@ class Committer:
             self.out_of_space = False
             log.warning("disk space is back: writes are accepted again",
                         extra={"fields": {"event": "space_back"}})
-        apply_group(self._table, ops, keys, values)
+        self._keyspace.apply(ops, keys, values, deadlines, time_ms)
         if ops.count(_PUT) != count:
             stats.deletes += ops.count(_DELETE)
             stats.clears += ops.count(_CLEAR)
+            stats.expires += ops.count(_EXPIRE)
         self.next_lsn += count
-        self._sink(waiters, _OK)
-        self._after_commit()
+        return _OK
+
+    # -- background upkeep (committer thread, between groups) ------------------------------
+    def sweep(self) -> None:
+        """Reclaim keys whose deadline passed; fold key order while nothing commits.
+
+        Expired keys are deleted through the log (like Redis propagating DEL for an
+        expired key), so no clock step after a restart can bring them back. At most
+        ``SWEEP_KEYS`` per call keeps a sweep as short as one ordinary group.
+        """
+        space = self._keyspace
+        idle = self.stats.groups == self._groups_at_sweep
+        if self.failed is None:
+            now = space.now_ms()
+            due = space.due(now, SWEEP_KEYS)
+            if due:
+                keys = [k for k in due if not space.live(k, now)]
+                if keys:
+                    outcome = self._durable(bytes([_DELETE]) * len(keys), keys,
+                                            [None] * len(keys), None, now)
+                    if outcome is _OK:
+                        self.stats.reaped += len(keys)
+                        self._after_commit()
+        if idle:
+            space.catch_up(SWEEP_FOLD_KEYS)
+        self._groups_at_sweep = self.stats.groups
 
     def _refuse(self, ops: bytes, outcome: Outcome) -> None:
         counts = self.stats.refused[outcome]
         for op in Op:
             counts[op] += ops.count(op)
 
-    def _no_space(self, ops: bytes) -> None:
+    def _no_space(self) -> None:
         self.stats.no_space_groups += 1
-        self._refuse(ops, Outcome.NO_SPACE)
         if not self.out_of_space:
             self.out_of_space = True
             log.warning("no space left on device: writes get 507 until space is freed "

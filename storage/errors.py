@@ -73,3 +73,8 @@ class SnapshotDamagedError(StorageError):
     def __init__(self, reason: str, offset: int = 0) -> None:
         self.offset = offset
         super().__init__(reason)
+
+
+class InvalidOperationError(StorageError, ValueError):
+    """A transaction or scan handed to the engine breaks a rule (too many steps, a key
+    that is not bytes, a negative deadline...); nothing of its batch was queued."""

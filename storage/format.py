@@ -19,45 +19,61 @@ from storage.errors import FrameDecodeError
 
 
 class Op(IntEnum):
-    """Operation codes stored in WAL frames (on-disk values, never renumber)."""
+    """Operation codes stored in WAL frames (on-disk values, never renumber).
 
+    ``EVALUATE`` is the one exception: it is never stored. It marks a write handed to
+    the committer that carries a ``storage.ops.Txn`` to evaluate into stored effects.
+    """
+
+    EVALUATE = 0
     PUT = 1
     DELETE = 2
     CLEAR = 3
+    EXPIRE = 4
+    """Set (deadline) or remove (nil) the expiry of a key that exists; value is nil."""
 
 
 # Bound once for the per-frame checks (enum attribute lookups are slow).
-_PUT, _CLEAR = Op.PUT, Op.CLEAR
+_PUT, _CLEAR, _EXPIRE = Op.PUT, Op.CLEAR, Op.EXPIRE
 
 
 # -- WAL segment header ---------------------------------------------------------------
 # magic(8) | version u32 | first_lsn u64 | crc32c u32 over the preceding 20 bytes
 SEGMENT_MAGIC = b"walkvWAL"
-SEGMENT_VERSION = 1
+SEGMENT_VERSION = 2
+SEGMENT_VERSIONS = (1, 2)
+"""Versions a reader accepts: version 1 segments hold version 1 frames (no expiry)."""
 SEGMENT_HEADER = "<8sIQI"
 SEGMENT_HEADER_SIZE = 24
 assert struct.calcsize(SEGMENT_HEADER) == SEGMENT_HEADER_SIZE
 
 # -- WAL frame --------------------------------------------------------------------------
 # length u32 (payload bytes) | crc32c u32 over (length field + payload) | payload
-# payload = msgpack array [first_lsn, ops, keys, values]: one commit group, column-wise;
-# ops is a bin of one Op byte per record, keys an array of bin, values an array of
-# bin (PUT) or nil (DELETE, CLEAR). Columns let a reader check and apply a whole group
-# with a few C-level calls instead of a Python loop per record.
+# payload = msgpack array [first_lsn, ops, keys, values, deadlines, time_ms]: one commit
+# group, column-wise; ops is a bin of one Op byte per record, keys an array of bin,
+# values an array of bin (PUT) or nil (DELETE, CLEAR, EXPIRE); deadlines is nil when no
+# record of the group has one, else an array of uint (ms since the epoch) or nil;
+# time_ms is the wall clock when the group committed. Version 1 payloads are the
+# first four elements only. Columns let a reader check and apply a whole group with a
+# few C-level calls instead of a Python loop per record.
 FRAME_HEADER = "<II"
 FRAME_HEADER_SIZE = 8
 assert struct.calcsize(FRAME_HEADER) == FRAME_HEADER_SIZE
-# Every payload starts with a msgpack fixarray of four elements. Recovery uses this
-# byte to find candidate frames after damage (is there anything valid past it?).
-FRAME_PAYLOAD_MARKER = 0x94
+# Every payload starts with a msgpack fixarray of six elements (four in version 1).
+# Recovery uses this byte to find candidate frames after damage.
+FRAME_PAYLOAD_MARKER = 0x96
+FRAME_PAYLOAD_MARKER_V1 = 0x94
 # No frame is ever larger than this; a bigger length field is damage, not data.
 MAX_FRAME_PAYLOAD = 1 << 31
 
 # -- Snapshot ---------------------------------------------------------------------------
 # magic(8) | version u32 | reserved u32 | lsn u64 | count u64 | body_len u64
-# then body (msgpack map key -> value) then crc32c u32 over header + body.
+# then body then crc32c u32 over header + body. Version 2 body: msgpack array
+# [time_ms, map key -> value in ascending key order, map key -> deadline ms];
+# version 1 body: the map key -> value alone, in any order.
 SNAPSHOT_MAGIC = b"walkvSNP"
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
+SNAPSHOT_VERSIONS = (1, 2)
 SNAPSHOT_HEADER = "<8sIIQQQ"
 SNAPSHOT_HEADER_SIZE = 40
 assert struct.calcsize(SNAPSHOT_HEADER) == SNAPSHOT_HEADER_SIZE
@@ -113,7 +129,7 @@ def decode_segment_header(data: bytes | memoryview) -> int | None:
     if len(data) < SEGMENT_HEADER_SIZE:
         return None
     magic, version, first_lsn, crc = _segment_header.unpack_from(data)
-    if magic != SEGMENT_MAGIC or version != SEGMENT_VERSION:
+    if magic != SEGMENT_MAGIC or version not in SEGMENT_VERSIONS:
         return None
     if crc != crc32c.crc32c(bytes(data[: SEGMENT_HEADER_SIZE - 4])):
         return None
@@ -121,18 +137,21 @@ def decode_segment_header(data: bytes | memoryview) -> int | None:
 
 
 def encode_group(first_lsn: int, ops: bytes, keys: Sequence[bytes],
-                 values: Sequence[bytes | None]) -> bytes:
+                 values: Sequence[bytes | None], deadlines: Sequence[int | None] | None,
+                 time_ms: int) -> bytes:
     """One WAL frame holding a whole commit group, given column-wise."""
-    payload = msgpack.packb([first_lsn, ops, keys, values], use_bin_type=True)
+    payload = msgpack.packb([first_lsn, ops, keys, values, deadlines, time_ms],
+                            use_bin_type=True)
     length = _u32.pack(len(payload))
     crc = crc32c.crc32c(payload, crc32c.crc32c(length))
     return length + _u32.pack(crc) + payload
 
 
-def encode_frame(first_lsn: int, records: list[Record]) -> bytes:
+def encode_frame(first_lsn: int, records: list[Record],
+                 deadlines: Sequence[int | None] | None = None, time_ms: int = 0) -> bytes:
     """One WAL frame holding ``records`` (op, key, value) as one commit group."""
     return encode_group(first_lsn, bytes(int(r[0]) for r in records),
-                        [r[1] for r in records], [r[2] for r in records])
+                        [r[1] for r in records], [r[2] for r in records], deadlines, time_ms)
 
 
 def check_frame(buf: bytes | memoryview, offset: int) -> int:
@@ -157,12 +176,13 @@ def check_frame(buf: bytes | memoryview, offset: int) -> int:
     return int(length)
 
 
-Group = tuple[int, bytes, list[bytes], list["bytes | None"]]
-"""A decoded frame payload: (first_lsn, ops, keys, values), checked."""
+Group = tuple[int, bytes, list[bytes], list["bytes | None"], "list[int | None] | None", int]
+"""A decoded frame payload: (first_lsn, ops, keys, values, deadlines, time_ms), checked.
+A version 1 payload decodes with deadlines None and time_ms 0."""
 
 
 def decode_group(payload: bytes | memoryview) -> Group:
-    """(first_lsn, ops, keys, values) from a payload whose checksum already verified.
+    """The columns of a payload whose checksum already verified (see ``Group``).
 
     Every shape rule of the format is checked (a CRC only proves the bytes are what
     was written), with C-level calls for the common all-PUT group.
@@ -171,9 +191,15 @@ def decode_group(payload: bytes | memoryview) -> Group:
         obj: Any = msgpack.unpackb(payload, use_list=True, raw=False, strict_map_key=False)
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
         raise FrameDecodeError(f"payload is not msgpack: {exc}") from exc
-    if type(obj) is not list or len(obj) != 4:
+    if type(obj) is not list or len(obj) not in (4, 6):
         raise FrameDecodeError("payload has the wrong shape")
-    first_lsn, ops, keys, values = obj
+    if len(obj) == 6:
+        first_lsn, ops, keys, values, deadlines, time_ms = obj
+        if type(time_ms) is not int or time_ms < 0:
+            raise FrameDecodeError("payload has the wrong shape")
+    else:
+        first_lsn, ops, keys, values = obj
+        deadlines, time_ms = None, 0
     if (type(first_lsn) is not int or first_lsn < 1 or type(ops) is not bytes
             or type(keys) is not list or type(values) is not list):
         raise FrameDecodeError("payload has the wrong shape")
@@ -189,7 +215,9 @@ def decode_group(payload: bytes | memoryview) -> Group:
             raise FrameDecodeError("PUT record has a non-bytes value")
     else:
         _check_mixed(ops, keys, values)
-    return first_lsn, ops, keys, values
+    if deadlines is not None:
+        _check_deadlines(ops, deadlines)
+    return first_lsn, ops, keys, values, deadlines, time_ms
 
 
 def _all_bytes(items: list[Any]) -> bool:
@@ -205,13 +233,24 @@ def _check_mixed(ops: bytes, keys: list[bytes], values: list[Any]) -> None:
             raise FrameDecodeError("DELETE or CLEAR record carries a value or key")
 
 
+def _check_deadlines(ops: bytes, deadlines: Any) -> None:
+    if type(deadlines) is not list or len(deadlines) != len(ops):
+        raise FrameDecodeError("payload deadline column has the wrong shape")
+    for op, deadline in zip(ops, deadlines, strict=True):
+        if deadline is None:
+            continue
+        if type(deadline) is not int or deadline < 0 or op not in (_PUT, _EXPIRE):
+            raise FrameDecodeError("record has a deadline it cannot carry")
+
+
 def decode_payload(payload: bytes | memoryview) -> tuple[int, list[Record]]:
     """(first_lsn, records) from a frame payload: the row-wise view, for tools."""
-    first_lsn, ops, keys, values = decode_group(payload)
+    first_lsn, ops, keys, values, _, _ = decode_group(payload)
     return first_lsn, list(zip(ops, keys, values, strict=True))
 
 
-_OP_BYTES = bytes(int(op) for op in Op)
+_OP_BYTES = bytes(int(op) for op in Op if op is not Op.EVALUATE)
+"""Ops a frame may hold."""
 
 
 def encode_snapshot_header(lsn: int, count: int, body_len: int) -> bytes:
@@ -224,9 +263,14 @@ def decode_snapshot_header(data: bytes | memoryview) -> tuple[int, int, int] | N
     if len(data) < SNAPSHOT_HEADER_SIZE:
         return None
     magic, version, _reserved, lsn, count, body_len = _snapshot_header.unpack_from(data)
-    if magic != SNAPSHOT_MAGIC or version != SNAPSHOT_VERSION:
+    if magic != SNAPSHOT_MAGIC or version not in SNAPSHOT_VERSIONS:
         return None
     return int(lsn), int(count), int(body_len)
+
+
+def snapshot_version(data: bytes | memoryview) -> int:
+    """The format version of a snapshot whose header ``decode_snapshot_header`` accepted."""
+    return int(_u32.unpack_from(data, 8)[0])
 
 
 def pack_u32(value: int) -> bytes:

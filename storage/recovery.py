@@ -52,8 +52,8 @@ from storage.format import (
     segment_name,
 )
 from storage.fs import FileSystem
-from storage.snapshot import read_snapshot, snapshot_path
-from storage.table import apply_group
+from storage.keyspace import Keyspace
+from storage.snapshot import Contents, read_snapshot, snapshot_path
 from storage.wal.reader import Frame
 from storage.wal.scan import SegmentScan, Verdict, list_lsns
 
@@ -129,7 +129,7 @@ class RecoveryReport:
 class RecoveredState:
     """The result of recovery, handed to the engine."""
 
-    table: dict[bytes, bytes]
+    keyspace: Keyspace
     last_lsn: int
     snapshots: list[int]
     """LSNs of the snapshots on disk that were not set aside, ascending."""
@@ -156,7 +156,9 @@ def recover(fs: FileSystem, root: str, mode: RecoveryMode = RecoveryMode.STRICT,
     _remove_temp_files(changes, (wal_dir, snap_dir), report)
 
     snapshots = changes.list_lsns(snap_dir, SNAP_SUFFIX)
-    table, snap_lsn, snapshots, damaged = _load_newest_snapshot(fs, root, snapshots, report)
+    contents, snap_lsn, snapshots, damaged = _load_newest_snapshot(fs, root, snapshots, report)
+    table = Keyspace(contents.values, contents.expires, contents.clock_ms,
+                     values_sorted=contents.in_order)
     segments = changes.list_lsns(wal_dir, WAL_SUFFIX)
     replay = _Replay(changes, root, mode, report, table, snap_lsn)
     segments = replay.run(segments)
@@ -169,7 +171,7 @@ def recover(fs: FileSystem, root: str, mode: RecoveryMode = RecoveryMode.STRICT,
     report.keys = len(table)
     report.duration_s = time.monotonic() - started
     return RecoveredState(
-        table=table,
+        keyspace=table,
         last_lsn=replay.last_lsn,
         snapshots=snapshots,
         segments=segments,
@@ -188,8 +190,8 @@ def _remove_temp_files(changes: _Changes, dirs: tuple[str, ...], report: Recover
 
 def _load_newest_snapshot(
     fs: FileSystem, root: str, lsns: list[int], report: RecoveryReport
-) -> tuple[dict[bytes, bytes], int, list[int], list[str]]:
-    """(table, its LSN, snapshots kept, damaged snapshots to set aside once recovered)."""
+) -> tuple[Contents, int, list[int], list[str]]:
+    """(contents, its LSN, snapshots kept, damaged snapshots to set aside once recovered)."""
     damaged: list[str] = []
     for i in range(len(lsns) - 1, -1, -1):
         path = snapshot_path(root, lsns[i])
@@ -203,14 +205,14 @@ def _load_newest_snapshot(
         report.snapshot = path
         report.snapshot_lsn = lsns[i]
         return table, lsns[i], lsns[: i + 1], damaged
-    return {}, 0, [], damaged
+    return Contents({}), 0, [], damaged
 
 
 class _Replay:
     """Replays segments into the table, cutting a torn tail or stopping at damage."""
 
     def __init__(self, changes: _Changes, root: str, mode: RecoveryMode, report: RecoveryReport,
-                 table: dict[bytes, bytes], snap_lsn: int) -> None:
+                 table: Keyspace, snap_lsn: int) -> None:
         self.changes = changes
         self.fs = changes.fs
         self.wal_dir = posixpath.join(root, WAL_DIR)
@@ -308,10 +310,13 @@ class _Replay:
             return
         self.bytes_after_snapshot += size
         if skip <= 0:
-            apply_group(self.table, frame.ops, frame.keys, frame.values)
+            self.table.apply(frame.ops, frame.keys, frame.values, frame.deadlines,
+                             frame.time_ms)
             report.records_replayed += frame.count
         else:
-            apply_group(self.table, frame.ops[skip:], frame.keys[skip:], frame.values[skip:])
+            deadlines = frame.deadlines[skip:] if frame.deadlines is not None else None
+            self.table.apply(frame.ops[skip:], frame.keys[skip:], frame.values[skip:],
+                             deadlines, frame.time_ms)
             report.records_replayed += frame.count - skip
 
     def _drop_from(self, segments: list[int], index: int, offset: int, reason: str) -> list[int]:

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from enum import Enum
 
 from storage.fs import FileSystem, OsFileSystem
-from storage.snapshot import write_snapshot
+from storage.keyspace import Keyspace
+from storage.snapshot import Contents, write_snapshot
 
 
 class CheckpointMode(Enum):
@@ -85,16 +86,16 @@ class SnapshotWriter:
         self._root = root
         self._reaper = ForkReaper() if mode is CheckpointMode.FORK else None
 
-    def start(self, lsn: int, table: dict[bytes, bytes], done: Done) -> None:
-        """Start writing the snapshot of ``table`` at ``lsn`` in the background.
+    def start(self, lsn: int, keyspace: Keyspace, done: Done) -> None:
+        """Start writing the snapshot of ``keyspace`` at ``lsn`` in the background.
 
-        Must be called while ``table`` is not being modified (between commit groups).
+        Must be called while ``keyspace`` is not being modified (between commit groups).
         ``done`` is called from another thread when the snapshot is durable or failed.
         """
         if self._reaper is not None:
-            _fork_snapshot(self._root, lsn, table, done, self._reaper)
+            _fork_snapshot(self._root, lsn, keyspace, done, self._reaper)
         else:
-            copy = dict(table)
+            copy = contents_of(keyspace, copy=True)
             threading.Thread(target=_write_in_thread, args=(self._fs, self._root, lsn, copy,
                                                             done),
                              name="walkv-checkpoint", daemon=True).start()
@@ -105,7 +106,15 @@ class SnapshotWriter:
             self._reaper.stop()
 
 
-def _write_in_thread(fs: FileSystem, root: str, lsn: int, table: dict[bytes, bytes],
+def contents_of(keyspace: Keyspace, *, copy: bool) -> Contents:
+    """What a snapshot of ``keyspace`` holds (copied, for a writer on another thread)."""
+    if copy:
+        values, expires, clock = keyspace.image()
+        return Contents(values, expires, clock)
+    return Contents(keyspace.values, keyspace.expires, keyspace.clock_floor)
+
+
+def _write_in_thread(fs: FileSystem, root: str, lsn: int, table: Contents,
                      done: Done) -> None:
     try:
         write_snapshot(fs, root, lsn, table)
@@ -115,7 +124,7 @@ def _write_in_thread(fs: FileSystem, root: str, lsn: int, table: dict[bytes, byt
     done(CheckpointResult(lsn, True))
 
 
-def _fork_snapshot(root: str, lsn: int, table: dict[bytes, bytes], done: Done,
+def _fork_snapshot(root: str, lsn: int, keyspace: Keyspace, done: Done,
                    reaper: ForkReaper) -> None:
     with warnings.catch_warnings():
         # Python >= 3.12 warns about fork() with threads; the child only runs
@@ -123,11 +132,11 @@ def _fork_snapshot(root: str, lsn: int, table: dict[bytes, bytes], done: Done,
         warnings.simplefilter("ignore", DeprecationWarning)
         pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
-        _child_main(root, lsn, table)
+        _child_main(root, lsn, keyspace)
     reaper.watch(pid, lsn, done)
 
 
-def _child_main(root: str, lsn: int, table: dict[bytes, bytes]) -> None:  # pragma: no cover
+def _child_main(root: str, lsn: int, keyspace: Keyspace) -> None:  # pragma: no cover
     code = 1
     try:
         gc.disable()  # collecting would touch every object and copy every page
@@ -135,7 +144,12 @@ def _child_main(root: str, lsn: int, table: dict[bytes, bytes]) -> None:  # prag
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         # Keep only stdio: the listening socket and the lock stay with the parent.
         os.closerange(3, _max_fd())
-        write_snapshot(OsFileSystem(), root, lsn, table)
+        # Sorting the keys for the file's ascending order costs the child's CPU, not
+        # the server's; it is what lets recovery build the key order without a sort.
+        values = keyspace.values
+        contents = Contents({k: values[k] for k in sorted(values)}, keyspace.expires,
+                            keyspace.clock_floor, in_order=True)
+        write_snapshot(OsFileSystem(), root, lsn, contents)
         code = 0
     except BaseException as exc:  # noqa: BLE001 - the child must always _exit
         with contextlib.suppress(OSError):

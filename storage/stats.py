@@ -31,6 +31,13 @@ class EngineStats:
     """Counters as of one moment. Cheap to take: nothing scans the table."""
 
     keys: int
+    """Keys in the table (expired keys count until the sweep deletes them)."""
+    expiring_keys: int
+    """Keys with a deadline."""
+    operations: int
+    """Transactions and scans evaluated by the committer."""
+    reaped: int
+    """Expired keys deleted by the sweep."""
     last_lsn: int
     """LSN of the last committed record."""
     groups: int
@@ -68,6 +75,9 @@ class EngineStats:
         ckpt = self.checkpoints
         return {
             "keys": self.keys,
+            "expiring_keys": self.expiring_keys,
+            "operations": self.operations,
+            "expired_keys_reaped": self.reaped,
             "last_lsn": self.last_lsn,
             "groups": self.groups,
             "records": self.records,

@@ -33,7 +33,7 @@ sys.path.insert(0, ROOT)
 from harness.bench.ceiling.server import KVProtocol  # noqa: E402 - ROOT on sys.path first
 from server import native  # noqa: E402
 from server.config import parse_args  # noqa: E402
-from storage import Engine, Outcome  # noqa: E402
+from storage import Engine, Keyspace, Outcome  # noqa: E402
 from storage.testing import MemFileSystem  # noqa: E402
 
 MODES = ("get-walkv", "get-ceiling", "put-walkv", "put-ceiling")
@@ -105,9 +105,9 @@ def walkv_feeder(transport: CountingTransport) -> Callable[[bytes], None]:
             return None  # the batch is completed by `feed` instead
 
     loop: Any = Loop()
-    table = {b"key-%d" % i: b"v" * 100 for i in range(1000)}
+    table = Keyspace({b"key-%d" % i: b"v" * 100 for i in range(1000)})
     config = parse_args(["--port=1"])
-    state = ServerState(config, table.get, loop, 1 << 20)
+    state = ServerState(config, table, loop, 1 << 20)
     engine = Engine.open("/db", fs=MemFileSystem())  # only for introspection's readings
     batch = WriteBatch(loop, engine.submit_batch)
     conn = HttpConnection(HttpService(state, batch, Introspection(state, engine)))

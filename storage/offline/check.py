@@ -146,7 +146,7 @@ def _check_snapshots(fs: FileSystem, root: str, report: CheckReport) -> None:
         path = snapshot_path(root, lsn)
         size = fs.size(path)
         try:
-            keys = len(read_snapshot(fs, path, lsn))
+            keys = len(read_snapshot(fs, path, lsn).values)
         except SnapshotDamagedError as exc:
             report.snapshots.append(SnapshotInfo(path, lsn, size, None, str(exc)))
             report.add_problem(Problem(path, exc.offset, f"damaged snapshot: {exc}"))

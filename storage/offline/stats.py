@@ -60,9 +60,9 @@ def directory_stats(fs: FileSystem, root: str) -> DirectoryStats:
     state = recover(fs, root, RecoveryMode.STRICT, dry_run=True)
     segments = segment_files(fs, root)
     wal_bytes = sum(fs.size(segment.path) for segment in segments)
-    live = sum(len(k) + len(v) for k, v in state.table.items())
+    live = sum(len(k) + len(v) for k, v in state.keyspace.values.items())
     report = state.report
-    return DirectoryStats(len(state.table), live, state.last_lsn, report.snapshot,
+    return DirectoryStats(len(state.keyspace), live, state.last_lsn, report.snapshot,
                           report.snapshot_lsn, state.wal_bytes_since_snapshot, len(segments),
                           wal_bytes, report)
 

@@ -10,6 +10,7 @@ the other half of the question: is there anything valid past the damage?
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
@@ -18,6 +19,7 @@ from storage.errors import FrameDecodeError
 from storage.format import (
     FRAME_HEADER_SIZE,
     FRAME_PAYLOAD_MARKER,
+    FRAME_PAYLOAD_MARKER_V1,
     SEGMENT_HEADER_SIZE,
     Record,
     check_frame,
@@ -46,6 +48,10 @@ class Frame:
     ops: bytes
     keys: list[bytes]
     values: list[bytes | None]
+    deadlines: list[int | None] | None = None
+    """Each record's deadline (ms since the epoch), or None if no record has one."""
+    time_ms: int = 0
+    """When the group committed (ms since the epoch; 0 in version 1 segments)."""
 
     @property
     def count(self) -> int:
@@ -85,12 +91,12 @@ class SegmentReader:
             try:
                 length = check_frame(view, offset)
                 start = offset + FRAME_HEADER_SIZE
-                first_lsn, ops, keys, values = decode_group(view[start : start + length])
+                group = decode_group(view[start : start + length])
             except FrameDecodeError as exc:
                 self.end = _classify_tail(data, offset, str(exc))
                 return
             end = start + length
-            yield Frame(offset, end, first_lsn, ops, keys, values)
+            yield Frame(offset, end, *group)
             offset = end
         self.end = SegmentEnd(offset, EndKind.CLEAN)
 
@@ -110,7 +116,7 @@ def valid_frame_after(data: bytes, offset: int) -> int | None:
     view = memoryview(data)
     pos = offset + 1 + FRAME_HEADER_SIZE
     while True:
-        pos = data.find(FRAME_PAYLOAD_MARKER, pos)
+        pos = _next_marker(data, pos)
         if pos < 0:
             return None
         start = pos - FRAME_HEADER_SIZE
@@ -121,3 +127,13 @@ def valid_frame_after(data: bytes, offset: int) -> int | None:
             pos += 1
             continue
         return start
+
+
+_MARKERS = re.compile(re.escape(bytes([FRAME_PAYLOAD_MARKER])) + b"|"
+                      + re.escape(bytes([FRAME_PAYLOAD_MARKER_V1])))
+
+
+def _next_marker(data: bytes, pos: int) -> int:
+    """Where the next byte that could begin a payload (either version) is, or -1."""
+    match = _MARKERS.search(data, pos)
+    return -1 if match is None else match.start()

@@ -117,9 +117,16 @@ def append(path: str, data: bytes) -> None:
         f.write(data)
 
 
+def stopped_clock() -> int:
+    """A wall clock that always reads 0 ms."""
+    return 0
+
+
 def options(**overrides: object) -> EngineOptions:
-    """Options for tests: no automatic checkpoints, none on close (keeps the WAL whole)."""
-    base: dict[str, object] = {"checkpoint_bytes": 0, "checkpoint_on_close": False}
+    """Options for tests: no automatic checkpoints, none on close (keeps the WAL whole),
+    and a clock stopped at 0, so frames are the same bytes on every run."""
+    base: dict[str, object] = {"checkpoint_bytes": 0, "checkpoint_on_close": False,
+                               "clock": stopped_clock}
     base.update(overrides)
     return EngineOptions(**base)  # type: ignore[arg-type]
 

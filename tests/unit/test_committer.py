@@ -68,7 +68,7 @@ class Waiter:
         self.event = threading.Event()
         self.outcome: Outcome | None = None
 
-    def deliver(self, outcome: Outcome) -> None:
+    def deliver(self, outcome: Outcome, result: object = None) -> None:
         self.outcome = outcome
         self.event.set()
 
@@ -115,7 +115,7 @@ class RecordingSink:
         self.done = threading.Event()
         self.expect = -1
 
-    def __call__(self, waiters: Sequence[Any], outcome: Outcome) -> None:
+    def __call__(self, waiters: Sequence[Any], outcome: Outcome, results: object) -> None:
         assert self.engine is not None
         self.calls.append((list(waiters), outcome, dict(self.engine.table)))
         if self.expect in waiters:
@@ -554,7 +554,7 @@ def test_concurrent_writers_log_matches_table(tmp_path: Path) -> None:
     for path in segment_paths(root):
         data = read(path)
         for start_, end in frame_spans(data):
-            first_lsn, ops, keys, values = msgpack.unpackb(data[start_ + 8 : end], raw=False)
+            first_lsn, ops, keys, values, _, _ = msgpack.unpackb(data[start_ + 8 : end], raw=False)
             assert first_lsn == len(log) + 1
             rows = zip(ops, keys, values, strict=True)
             log.extend((Op(op), key, value) for op, key, value in rows)

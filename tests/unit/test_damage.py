@@ -52,7 +52,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
 
 
 def _recovered(root: Path, mode: RecoveryMode = RecoveryMode.STRICT) -> dict[bytes, bytes]:
-    return recover(OsFileSystem(), str(root), mode).table
+    return recover(OsFileSystem(), str(root), mode).keyspace.values
 
 
 def _records(writes: list[Write]) -> list[tuple[int, bytes, bytes | None]]:

@@ -21,7 +21,7 @@ import pytest
 from server.commands import CLEAR, Delete, Get, Put
 from server.config import Config
 from server.state import Counters, ServerState
-from storage import EngineClosedError, EngineFailedError, Op, Outcome, Write
+from storage import EngineClosedError, EngineFailedError, Keyspace, Op, Outcome, Write
 
 SOURCE = Path(__file__).resolve().parents[2] / "server" / "pipeline.py"
 
@@ -136,7 +136,7 @@ class Rig:
     def __init__(self, max_connections: int = 8) -> None:
         self.loop = Loop()
         self.engine = Engine()
-        self.state = ServerState(Config(), self.engine.table.get, self.loop,  # type: ignore[arg-type]
+        self.state = ServerState(Config(), Keyspace(self.engine.table), self.loop,  # type: ignore[arg-type]
                                  max_connections)
         self.batch = pipeline.WriteBatch(self.loop, self.engine.submit_batch)
         self.counters = Counters()

@@ -25,6 +25,7 @@ from storage.format import (
 )
 from storage.fs import OsFileSystem
 from storage.snapshot import (
+    Contents,
     encode_snapshot,
     read_snapshot,
     snapshot_path,
@@ -194,7 +195,7 @@ def _checksummed(path: str, lsn: int, count: int, body: bytes) -> None:
 
 
 def _wrong_count(path: str, lsn: int, table: dict[bytes, bytes]) -> str:
-    _checksummed(path, lsn, len(table) + 1, msgpack.packb(table, use_bin_type=True))
+    _checksummed(path, lsn, len(table) + 1, msgpack.packb([0, table, {}], use_bin_type=True))
     return "body does not hold the key count in the header"
 
 
@@ -205,12 +206,12 @@ def _not_msgpack(path: str, lsn: int, table: dict[bytes, bytes]) -> str:
 
 def _not_a_map(path: str, lsn: int, table: dict[bytes, bytes]) -> str:
     _checksummed(path, lsn, len(table), msgpack.packb([b"k", b"v"], use_bin_type=True))
-    return "body does not hold the key count in the header"
+    return "body has the wrong shape"
 
 
 def _other_lsn(path: str, lsn: int, table: dict[bytes, bytes]) -> str:
     with open(path, "wb") as f:
-        f.write(b"".join(encode_snapshot(lsn + 1, table)))
+        f.write(b"".join(encode_snapshot(lsn + 1, Contents(table))))
     return f"header says LSN {lsn + 1}, file name says {lsn}"
 
 
@@ -238,7 +239,7 @@ def test_damaged_snapshot_fails_verification(tmp_path: Path, damage: str) -> Non
     root = str(tmp_path)
     os.makedirs(snap_dir(root))
     table = {b"a": b"1", b"b": b"2"}
-    path = write_snapshot(fs, root, 9, table)
+    path = write_snapshot(fs, root, 9, Contents(table))
     reason = SNAPSHOT_DAMAGE[damage](path, 9, table)
     with pytest.raises(SnapshotDamagedError) as info:
         read_snapshot(fs, path, 9)
@@ -395,7 +396,7 @@ def test_snapshot_over_uncut_wal_replays_only_later_records(
     assert len(history.writes) == 72
     root = history.copy(str(tmp_path / "db"))
     marked = _marked(history.states[lsn], lsn)
-    write_snapshot(OsFileSystem(), root, lsn, marked)
+    write_snapshot(OsFileSystem(), root, lsn, Contents(marked))
     expected = dict(marked)
     for write in history.writes[lsn:]:
         apply(expected, write)
@@ -435,7 +436,7 @@ def test_snapshot_inside_a_frame_applies_only_the_later_records_of_it(tmp_path: 
         f.write(encode_segment_header(1) + b"".join(frames))
     writes = [w for group in GROUPED for w in group]
     marked = _marked(states_of(writes)[lsn], lsn)
-    write_snapshot(OsFileSystem(), root, lsn, marked)
+    write_snapshot(OsFileSystem(), root, lsn, Contents(marked))
     expected = dict(marked)
     for write in writes[lsn:]:
         apply(expected, write)
@@ -484,17 +485,17 @@ def test_snapshot_round_trip(tmp_path: Path, name: str) -> None:
     fs = OsFileSystem()
     root = str(tmp_path)
     os.makedirs(snap_dir(root))
-    path = write_snapshot(fs, root, 0x1234, table)
+    path = write_snapshot(fs, root, 0x1234, Contents(table))
 
     assert path == os.path.join(snap_dir(root), "0000000000001234.snap")
     assert os.listdir(snap_dir(root)) == ["0000000000001234.snap"]
     data = read(path)
-    assert data == b"".join(encode_snapshot(0x1234, table))
+    assert data == b"".join(encode_snapshot(0x1234, Contents(table)))
     assert data[:8] == b"walkvSNP"
     lsn, count, body_len = decode_snapshot_header(data) or (0, 0, 0)
     assert (lsn, count, len(data)) == (0x1234, len(table), 40 + body_len + 4)
     assert int.from_bytes(data[-4:], "little") == crc32c.crc32c(data[:-4])
-    assert read_snapshot(fs, path, 0x1234) == table
+    assert read_snapshot(fs, path, 0x1234).values == table
 
 
 @settings(max_examples=100, deadline=None)
@@ -505,6 +506,6 @@ def test_snapshot_round_trip(tmp_path: Path, name: str) -> None:
 def test_snapshot_round_trip_any_table(table: dict[bytes, bytes], lsn: int) -> None:
     fs = MemFileSystem()
     fs.makedirs("/r/snap")
-    path = write_snapshot(fs, "/r", lsn, table)
-    assert read_snapshot(fs, path, lsn) == table
+    path = write_snapshot(fs, "/r", lsn, Contents(table))
+    assert read_snapshot(fs, path, lsn).values == table
     assert fs.listdir("/r/snap") == [snapshot_name(lsn)]

@@ -321,5 +321,5 @@ def test_dump_into_a_closed_pipe_exits_quietly(make: MakeDir) -> None:
 class _Ignored:
     """A waiter whose outcome nobody needs (the write after it is waited for)."""
 
-    def deliver(self, outcome: object) -> None:
+    def deliver(self, outcome: object, result: object = None) -> None:
         pass
