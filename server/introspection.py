@@ -188,7 +188,11 @@ def _histogram(name: str, doc: str, hist: Histogram) -> HistogramMetricFamily:
 
 def _storage_metrics(stats: Stats) -> Iterator[Metric]:
     s = stats.storage
-    yield gauge("walkv_keys", "Keys in the store", s.keys)
+    yield gauge("walkv_keys", "Keys in the store (expired ones count until swept)", s.keys)
+    yield gauge("walkv_keys_expiring", "Keys with a deadline", s.expiring_keys)
+    yield counter("walkv_operations_evaluated", "Transactions and listings evaluated in "
+                  "commit order", s.operations)
+    yield counter("walkv_expired_keys_reaped", "Expired keys deleted by the sweep", s.reaped)
     yield gauge("walkv_last_lsn", "LSN of the last committed record", s.last_lsn)
     yield counter("walkv_commit_groups", "Commit groups made durable (one write + one "
                   "fdatasync each)", s.groups)

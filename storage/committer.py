@@ -9,10 +9,19 @@ iteration and sees an iteration's writes together. The committer thread takes th
 first waiting batch, then every other batch already handed over, and makes them one
 commit group:
 
-1. encode the group as one WAL frame (its first LSN is the next unused LSN),
-2. one synced write (``Log.append``: ``pwritev2(RWF_DSYNC)``, or write + fdatasync),
-3. apply the group to the table in log order (now, and only now, readers see it),
-4. hand the whole group's waiters to the sink in one call, with one outcome.
+1. decide the group's effects: plain writes (PUT, DELETE, CLEAR) are their own
+   effects; ``Op.EVALUATE`` writes carry a transaction or a scan (``storage.ops``),
+   evaluated here, in order, against the table plus the effects decided so far
+   (``Evaluation``), so each sees every earlier write of the log and of its group,
+2. encode the effects as one WAL frame (its first LSN is the next unused LSN),
+3. one synced write (``Log.append``: ``pwritev2(RWF_DSYNC)``, or write + fdatasync),
+4. apply the effects to the keyspace in log order (now, and only now, readers see them),
+5. hand the whole group's waiters to the sink in one call, with one outcome and,
+   when the group evaluated anything, each operation's result.
+
+A group of plain writes only (the common one) skips step 1: its columns go to the
+frame as they are. A group whose operations changed nothing (failed conditions,
+scans) writes no frame: its answers were decided by durable state alone.
 
 While step 2 runs, new batches queue up and form the next group. There is no timer
 and no batch size: at low load a write waits for one fsync, at high load a group holds
@@ -34,7 +43,7 @@ holds, and groups are as large as the load makes them. Fewer, larger groups mean
 syncs, and a sync costs CPU as well as time (the README has the measurements).
 
 Control work that must not race with commits (starting a checkpoint, deleting
-covered segments, stopping) runs on the same thread, between groups.
+covered segments, the expiry sweep, stopping) runs on the same thread, between groups.
 """
 
 from __future__ import annotations
@@ -88,8 +97,6 @@ _OK = Outcome.OK
 
 SWEEP_KEYS = 1000
 """Expired keys one sweep deletes at most."""
-SWEEP_FOLD_KEYS = 20_000
-"""Keys one idle sweep folds into the key order at most (~50 ms of work)."""
 
 
 SYNC_BUCKETS: tuple[float, ...] = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
@@ -137,7 +144,6 @@ class Committer:
                  group_max_bytes: int) -> None:
         self._log = log
         self._keyspace = keyspace
-        self._groups_at_sweep = 0
         self.next_lsn = next_lsn
         self._sink = sink
         self._group_max_bytes = group_max_bytes
@@ -310,28 +316,24 @@ class Committer:
 
     # -- background upkeep (committer thread, between groups) ------------------------------
     def sweep(self) -> None:
-        """Reclaim keys whose deadline passed; fold key order while nothing commits.
+        """Delete keys whose deadline passed, at most ``SWEEP_KEYS`` of them.
 
         Expired keys are deleted through the log (like Redis propagating DEL for an
-        expired key), so no clock step after a restart can bring them back. At most
-        ``SWEEP_KEYS`` per call keeps a sweep as short as one ordinary group.
+        expired key), so no clock step after a restart can bring them back. The cap
+        keeps a sweep as short as one ordinary group.
         """
+        if self.failed is not None:
+            return
         space = self._keyspace
-        idle = self.stats.groups == self._groups_at_sweep
-        if self.failed is None:
-            now = space.now_ms()
-            due = space.due(now, SWEEP_KEYS)
-            if due:
-                keys = [k for k in due if not space.live(k, now)]
-                if keys:
-                    outcome = self._durable(bytes([_DELETE]) * len(keys), keys,
-                                            [None] * len(keys), None, now)
-                    if outcome is _OK:
-                        self.stats.reaped += len(keys)
-                        self._after_commit()
-        if idle:
-            space.catch_up(SWEEP_FOLD_KEYS)
-        self._groups_at_sweep = self.stats.groups
+        now = space.now_ms()
+        keys = [k for k in space.due(now, SWEEP_KEYS) if not space.live(k, now)]
+        if not keys:
+            return
+        outcome = self._durable(bytes([_DELETE]) * len(keys), keys, [None] * len(keys), None,
+                                now)
+        if outcome is _OK:
+            self.stats.reaped += len(keys)
+            self._after_commit()
 
     def _refuse(self, ops: bytes, outcome: Outcome) -> None:
         counts = self.stats.refused[outcome]

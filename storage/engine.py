@@ -4,7 +4,7 @@ Synchronous and thread-safe; no asyncio, no sockets. A server submits writes wit
 opaque waiter and is told about each commit group once, through the sink it passes
 to ``Engine.open``; embedding code can use the blocking ``write``, ``transact`` and
 ``scan``. A sweeper thread asks the committer, every ``SWEEP_INTERVAL``, to delete
-keys whose deadline passed (and to fold the key order while nothing commits).
+keys whose deadline passed.
 """
 
 from __future__ import annotations

@@ -22,9 +22,9 @@ Order. ``order`` holds keys in byte order for listings (a ``SortedList``, ~2.6 u
 insertion here). Keeping it current on every write would cost a busy server that never
 lists a tenth of its write throughput, so a group only notes keys that may be new, in
 ``_fresh`` (one C-level ``extend``), and deletions of keys in ``order`` in ``_gone``;
-``catch_up`` folds them in when a listing needs the order, or in bounded steps while
-the server is idle; after a bulk load (more notes than a quarter of the keys) it sorts
-every key again instead, one C call. Both notes are pruned so they never outgrow the
+``catch_up`` folds them in when a listing needs the order, so only listings pay for
+it; after a bulk load (more notes than a quarter of the keys) it sorts every key
+again instead, one C call. Both notes are pruned so they never outgrow the
 keyspace.
 """
 
@@ -177,27 +177,22 @@ class Keyspace:
             self._gone = [k for k in dict.fromkeys(self._gone) if k not in table and k in order]
 
     # -- the order ------------------------------------------------------------------------
-    def catch_up(self, budget: int | None = None) -> bool:
-        """Fold noted changes into ``order`` (at most ``budget`` keys); True when current."""
+    def catch_up(self) -> None:
+        """Fold the noted changes into ``order`` (see the module docstring)."""
         table, order = self.values, self.order
         gone, fresh = self._gone, self._fresh
-        if budget is None and len(fresh) + len(gone) > len(order) // 4 + REBUILD_MIN:
+        if len(fresh) + len(gone) > len(order) // 4 + REBUILD_MIN:
             # One sort in C (~0.7 s for a million keys) beats ~2.6 us per key folded.
             self.order = _sorted_list(sorted(table), already_sorted=True)
-            fresh.clear()
-            gone.clear()
-            return True
-        while gone and budget != 0:
-            key = gone.pop()
-            if key not in table:
-                order.discard(key)
-            budget = None if budget is None else budget - 1
-        while fresh and budget != 0:
-            key = fresh.pop()
-            if key in table and key not in order:
-                order.add(key)
-            budget = None if budget is None else budget - 1
-        return not gone and not fresh
+        else:
+            for key in gone:
+                if key not in table:
+                    order.discard(key)
+            for key in fresh:
+                if key in table and key not in order:
+                    order.add(key)
+        fresh.clear()
+        gone.clear()
 
     def page(self, low: bytes, high: bytes | None, inclusive: bool, limit: int,
              now: int) -> tuple[list[bytes], bool]:
