@@ -29,7 +29,7 @@ from server.http.replies import (
 from server.introspection import Introspection, Stats, counter, gauge
 from server.pipeline import WriteBatch
 from server.state import Counters, ServerState
-from storage import Outcome
+from storage import Op, Outcome
 
 
 class HttpService:
@@ -81,13 +81,21 @@ class HttpService:
 
         add("GET", status_of(Outcome.OK), self.counters.reads_found)
         add("GET", status_of(Outcome.NOT_FOUND), self.counters.reads_missing)
-        for op, n in stats.storage.committed.items():
-            add(OP_METHODS[op], status_of(Outcome.OK), n)
+        # Writes answered by the committer are counted there, by op; an op no single
+        # method carries (an EXPIRE, a transaction's effects) is not a request, and
+        # the expiry sweep's deletes are nobody's.
+        committed = dict(stats.storage.committed)
+        committed[Op.DELETE] = committed.get(Op.DELETE, 0) - stats.storage.reaped
+        for op, n in committed.items():
+            if op in OP_METHODS:
+                add(OP_METHODS[op], status_of(Outcome.OK), n)
         for outcome, by_op in stats.storage.refused.items():
             for op, n in by_op.items():
-                add(OP_METHODS[op], status_of(outcome), n)
+                if op in OP_METHODS:
+                    add(OP_METHODS[op], status_of(outcome), n)
         for (op, outcome), n in self.counters.refused.items():
-            add(OP_METHODS[op], status_of(outcome), n)
+            if op in OP_METHODS:
+                add(OP_METHODS[op], status_of(outcome), n)
         return counts
 
     def metrics(self, stats: Stats) -> Iterator[Metric]:
