@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from storage.errors import InvalidOperationError
 from storage.format import Op
@@ -201,8 +201,8 @@ class Evaluation:
     sees every earlier write of its group.
     """
 
-    __slots__ = ("_cleared", "_overlay", "deadlines", "keys", "keyspace", "now", "ops",
-                 "timed", "values")
+    __slots__ = ("_cleared", "_overlay", "_undo", "deadlines", "keys", "keyspace", "now",
+                 "ops", "timed", "values")
 
     def __init__(self, keyspace: Keyspace, now: int) -> None:
         self.keyspace = keyspace
@@ -215,6 +215,8 @@ class Evaluation:
         """Some effect carries a deadline (the frame needs its deadline column)."""
         self._overlay: dict[bytes, tuple[bytes | None, int | None]] = {}
         self._cleared = False
+        self._undo: list[tuple[bytes | None, Any]] | None = None
+        """While a transaction runs: how to put the overlay back, entry by entry."""
 
     # -- reading --------------------------------------------------------------------------
     def lookup(self, key: bytes) -> tuple[bytes | None, int | None]:
@@ -237,24 +239,31 @@ class Evaluation:
     def put(self, key: bytes, value: bytes, deadline: int | None) -> None:
         """Record a PUT."""
         self._record(_PUT, key, value, deadline)
-        self._overlay[key] = (value, deadline)
+        self._set(key, (value, deadline))
 
     def delete(self, key: bytes) -> None:
         """Record a DELETE."""
         self._record(_DELETE, key, None, None)
-        self._overlay[key] = (None, None)
+        self._set(key, (None, None))
 
     def expire(self, key: bytes, deadline: int | None) -> None:
-        """Record an EXPIRE of a key that holds ``value``."""
+        """Record an EXPIRE of a key that holds a value."""
         value, _ = self.lookup(key)
         self._record(_EXPIRE, key, None, deadline)
-        self._overlay[key] = (value, deadline)
+        self._set(key, (value, deadline))
 
     def clear(self) -> None:
         """Record a CLEAR."""
         self._record(int(Op.CLEAR), b"", None, None)
+        if self._undo is not None:
+            self._undo.append((None, (dict(self._overlay), self._cleared)))
         self._overlay.clear()
         self._cleared = True
+
+    def _set(self, key: bytes, entry: tuple[bytes | None, int | None]) -> None:
+        if self._undo is not None:
+            self._undo.append((key, self._overlay.get(key)))
+        self._overlay[key] = entry
 
     def _record(self, op: int, key: bytes, value: bytes | None, deadline: int | None) -> None:
         self.ops.append(op)
@@ -264,12 +273,26 @@ class Evaluation:
         if deadline is not None:
             self.timed = True
 
-    def rollback(self, mark: int, overlay: dict[bytes, tuple[bytes | None, int | None]],
-                 cleared: bool) -> None:
-        """Forget the effects recorded after ``mark`` (a failed transaction)."""
+    def begin(self) -> int:
+        """Start remembering how to undo what follows (one transaction); its mark."""
+        self._undo = []
+        return len(self.ops)
+
+    def rollback(self, mark: int) -> None:
+        """Forget the effects recorded since ``begin`` returned ``mark``."""
         del self.ops[mark:], self.keys[mark:], self.values[mark:], self.deadlines[mark:]
-        self._overlay = overlay
-        self._cleared = cleared
+        undo, self._undo = self._undo or [], None
+        overlay = self._overlay
+        for key, before in reversed(undo):
+            if key is None:  # a CLEAR: the whole overlay as it was
+                saved, self._cleared = before
+                overlay.clear()
+                overlay.update(saved)
+            elif before is None:
+                overlay.pop(key, None)
+            else:
+                overlay[key] = before
+        self.timed = any(d is not None for d in self.deadlines)
 
     def physically_present(self, key: bytes) -> bool:
         """``key`` is in the table or the group's effects, even if expired."""
@@ -288,15 +311,15 @@ class Evaluation:
     def _txn(self, txn: Txn) -> TxnResult:
         failed = next((i for i, c in enumerate(txn.compare) if not self._holds(c)), None)
         steps = txn.then if failed is None else txn.otherwise
-        mark = len(self.ops)
-        saved = (dict(self._overlay), self._cleared)
+        mark = self.begin()
         results: list[StepResult] = []
         for index, step in enumerate(steps):
             try:
                 results.append(self._step(step))
             except StepError as exc:
-                self.rollback(mark, *saved)
+                self.rollback(mark)
                 return TxnResult(False, failed=failed, error=str(exc), error_step=index)
+        self._undo = None
         return TxnResult(failed is None, tuple(results), failed)
 
     def _holds(self, compare: Compare) -> bool:

@@ -423,3 +423,22 @@ def test_a_bulk_load_rebuilds_the_order_in_one_sort() -> None:
     space.catch_up()
     space.order._check()
     assert list(space.order) == sorted(space.values)
+
+
+def test_a_failed_transaction_leaves_its_group_as_it_found_it(fs: MemFileSystem) -> None:
+    engine, sink = one_group(fs, [
+        (Op.PUT, b"a", b"1"),
+        (Op.EVALUATE, b"", Txn(then=(Store(b"a", b"2"), Remove(b"b"), Add(b"a", 1),
+                                     Store(b"c", b"x", deadline=1), Add(b"bad", 1)))),
+        (Op.EVALUATE, b"", Txn(then=(Fetch(b"a"), Fetch(b"c")))),
+        (Op.EVALUATE, b"", Txn(then=(Store(b"a", b"9223372036854775807"), Add(b"a", 1)))),
+        (Op.EVALUATE, b"", Txn(then=(Fetch(b"a"),))),
+    ])
+    try:
+        failed = sink.results[1]
+        assert isinstance(failed, TxnResult) and failed.error_step == 4
+        assert sink.results[2] == TxnResult(True, (b"1", None))
+        assert sink.results[4] == TxnResult(True, (b"1",))
+        assert engine.get(b"a") == b"1" and engine.get(b"c") is None
+    finally:
+        engine.close()
