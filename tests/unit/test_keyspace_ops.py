@@ -42,7 +42,7 @@ from storage.format import (
     segment_name,
     snapshot_name,
 )
-from storage.ops import TXN_MAX_STEPS
+from storage.ops import NOT_AN_INTEGER, OVERFLOW, TXN_MAX_STEPS
 from storage.testing.memfs import MemFileSystem
 
 ROOT = "/db"
@@ -428,17 +428,18 @@ def test_a_bulk_load_rebuilds_the_order_in_one_sort() -> None:
 def test_a_failed_transaction_leaves_its_group_as_it_found_it(fs: MemFileSystem) -> None:
     engine, sink = one_group(fs, [
         (Op.PUT, b"a", b"1"),
-        (Op.EVALUATE, b"", Txn(then=(Store(b"a", b"2"), Remove(b"b"), Add(b"a", 1),
-                                     Store(b"c", b"x", deadline=1), Add(b"bad", 1)))),
+        (Op.PUT, b"bad", b"x"),
+        (Op.EVALUATE, b"", Txn(then=(Store(b"a", b"2"), Store(b"c", b"x", deadline=10**15),
+                                     Add(b"bad", 1)))),
         (Op.EVALUATE, b"", Txn(then=(Fetch(b"a"), Fetch(b"c")))),
         (Op.EVALUATE, b"", Txn(then=(Store(b"a", b"9223372036854775807"), Add(b"a", 1)))),
         (Op.EVALUATE, b"", Txn(then=(Fetch(b"a"),))),
     ])
     try:
-        failed = sink.results[1]
-        assert isinstance(failed, TxnResult) and failed.error_step == 4
-        assert sink.results[2] == TxnResult(True, (b"1", None))
-        assert sink.results[4] == TxnResult(True, (b"1",))
-        assert engine.get(b"a") == b"1" and engine.get(b"c") is None
+        assert sink.results[2] == TxnResult(False, error=NOT_AN_INTEGER, error_step=2)
+        assert sink.results[3] == TxnResult(True, (b"1", None))
+        assert sink.results[4] == TxnResult(False, error=OVERFLOW, error_step=1)
+        assert sink.results[5] == TxnResult(True, (b"1",))
+        assert (engine.get(b"a"), engine.get(b"c"), engine.deadline(b"c")) == (b"1", None, None)
     finally:
         engine.close()
