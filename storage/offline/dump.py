@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from storage.format import Op, Record
@@ -28,6 +29,14 @@ class DumpedFrame:
     size: int
     first_lsn: int
     records: list[Record]
+    deadlines: list[int | None] | None = None
+    """Each record's deadline (ms since the epoch), or None when no record has one."""
+    time_ms: int = 0
+    """When the group committed (ms since the epoch; 0 in version 1 segments)."""
+
+    def deadline(self, index: int) -> int | None:
+        """The deadline of record ``index``, if it has one."""
+        return None if self.deadlines is None else self.deadlines[index]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +75,8 @@ def dump_frames(fs: FileSystem, root: str, from_lsn: int = 0) -> Iterator[Dumped
         for frame in reading.frames():
             if frame.first_lsn + frame.count > from_lsn:
                 yield DumpedFrame(segment.path, frame.offset, frame.end - frame.offset,
-                                  frame.first_lsn, frame.records)
+                                  frame.first_lsn, frame.records, frame.deadlines,
+                                  frame.time_ms)
         if reading.outcome.verdict is not Verdict.CLEAN:
             yield DumpedEnd(segment.path, reading.outcome, reading.tail_bytes,
                             reading.tail_nonzero)
@@ -91,19 +101,22 @@ def _json_object(output: Output, item: DumpedFrame | DumpedEnd, values: bool,
         return {"segment": path, "end": o.offset, "verdict": o.verdict.value,
                 "reason": o.reason, "tail_bytes": item.tail_bytes,
                 "tail_nonzero": item.tail_nonzero}
-    records = [_json_record(lsn, record, values)
+    records = [_json_record(lsn, record, values, item.deadline(lsn - item.first_lsn))
                for lsn, record in _numbered(item.first_lsn, item.records, from_lsn)]
     return {"segment": path, "offset": item.offset, "size": item.size,
-            "first_lsn": item.first_lsn, "records": records}
+            "first_lsn": item.first_lsn, "time_ms": item.time_ms, "records": records}
 
 
-def _json_record(lsn: int, record: Record, values: bool) -> dict[str, Any]:
+def _json_record(lsn: int, record: Record, values: bool,
+                 deadline: int | None) -> dict[str, Any]:
     op, key, value = record
     rec: dict[str, Any] = {"lsn": lsn, "op": Op(op).name, **_bytes_field("key", key)}
     if value is not None:
         rec["value_size"] = len(value)
         if values:
             rec.update(_bytes_field("value", value))
+    if deadline is not None or op == Op.EXPIRE:
+        rec["deadline_ms"] = deadline
     return rec
 
 
@@ -124,7 +137,8 @@ def _print_frame(output: Output, frame: DumpedFrame, values: bool, from_lsn: int
     output.line(f"{output.rel(frame.path)}@{frame.offset}  {lsns}  "
                 f"{plural(len(frame.records), 'record')}  {plural(frame.size, 'byte')}")
     for lsn, record in _numbered(frame.first_lsn, frame.records, from_lsn):
-        output.line(_record_line(lsn, record, values))
+        output.line(_record_line(lsn, record, values)
+                    + _expiry(record[0], frame.deadline(lsn - frame.first_lsn)))
 
 
 def _record_line(lsn: int, record: Record, values: bool) -> str:
@@ -134,6 +148,13 @@ def _record_line(lsn: int, record: Record, values: bool) -> str:
         return f"  {lsn:>8}  {name:<6}  {_show(key)}" if op != Op.CLEAR else f"  {lsn:>8}  {name}"
     shown = f" = {_show(value)}" if values else ""
     return f"  {lsn:>8}  {name:<6}  {_show(key)}  ({plural(len(value), 'byte')}){shown}"
+
+
+def _expiry(op: int, deadline: int | None) -> str:
+    if deadline is not None:
+        when = datetime.fromtimestamp(deadline / 1000, UTC)
+        return f"  expires {when.isoformat(timespec='milliseconds')}"
+    return "  never expires" if op == Op.EXPIRE else ""
 
 
 _ENDINGS = {Verdict.ZERO_TAIL: "zeros (preallocated space)", Verdict.TORN_TAIL: "torn tail",

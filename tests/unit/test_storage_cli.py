@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from storage import Engine, Op
+from storage import Engine, Expire, Op, Store, Txn
 from storage.fs import OsFileSystem
 from storage.offline.cli import main
 from tests.unit import damaged_dirs
@@ -23,6 +23,7 @@ from tests.unit.storage_util import (
     flip_bit,
     frame_spans,
     opened,
+    options,
     read,
     segment_paths,
     snap_dir,
@@ -323,3 +324,20 @@ class _Ignored:
 
     def deliver(self, outcome: object, result: object = None) -> None:
         pass
+
+
+def test_dump_shows_deadlines_and_expire_records(tmp_path: Path) -> None:
+    root = str(tmp_path / "ttl")
+    engine = Engine.open(root, options(checkpoint_on_close=False))
+    try:
+        engine.transact(Txn(then=(Store(b"a", b"1", deadline=2_000_000_000_000),)))
+        engine.transact(Txn(then=(Expire(b"a", None),)))
+    finally:
+        engine.close()
+    code, out = run("dump", root)
+    assert code == 0
+    assert "PUT     a  (1 byte)  expires 2033-05-18T03:33:20.000+00:00" in out
+    assert "EXPIRE  a  never expires" in out
+    code, out = run("dump", "--json", root)
+    records = [json.loads(line)["records"][0] for line in out.splitlines()]
+    assert [r.get("deadline_ms", "none") for r in records] == [2_000_000_000_000, None]
