@@ -74,7 +74,8 @@ def test_fork_checkpoint_snapshot_is_used_by_recovery(tmp_path: Path) -> None:
     for name in snaps:
         # Each child wrote the copy-on-write image of exactly one LSN.
         lsn = int(name[:16], 16)
-        assert read_snapshot(OsFileSystem(), os.path.join(snap_dir(root), name), lsn).values == states[lsn]
+        snapshot = read_snapshot(OsFileSystem(), os.path.join(snap_dir(root), name), lsn)
+        assert snapshot.values == states[lsn]
 
     with opened(root, opts) as again:
         report = again.recovery_report

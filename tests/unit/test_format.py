@@ -20,7 +20,6 @@ from storage.format import (
     encode_segment_header,
 )
 
-
 FORMAT_MD = Path(__file__).resolve().parents[2] / "storage" / "FORMAT.md"
 
 
