@@ -5,7 +5,7 @@ Imports point down this list:
 - ``cli``: the command line, the targets, the plan of rounds; writes the outputs.
 - ``run``: one measurement (throughput, burst, large key count) on a fresh server.
 - ``probe``: what is seen of a running target from outside (``/stats``, HTTP probes,
-  CPU, RSS, checkpoint children).
+  listing pages, CPU, RSS, checkpoint children).
 - ``loadgen``: load clients as child processes (wrk, or ``loadclient``), their CPU time.
 - ``loadclient``: the built-in closed-loop client, ``python -m harness.bench.loadclient``.
 - ``report``, ``plot``, ``goals``, ``fold``: rounds folded into medians, goals, markdown,

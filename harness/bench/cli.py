@@ -28,10 +28,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from harness.bench.fold import CEILING
+from harness.bench.fold import CEILING, fold_listing
 from harness.bench.loadgen import wrk_available
 from harness.bench.machine import machine_facts
-from harness.bench.model import BenchResults, Sizes, Target
+from harness.bench.model import BenchResults, ListingRun, Sizes, Target
 from harness.bench.plot import write_plot
 from harness.bench.report import render_markdown, write_json
 from harness.bench.run import LARGE_PARTS, RunContext, Runner
@@ -138,15 +138,30 @@ def run_step(step: Step, runner: Runner, results: BenchResults, parts: frozenset
     if step.part == "large":
         large = runner.large(step.target, step.rnd, parts & LARGE_PARTS)
         results.large.append(large)
+        if large.listing is not None and large.listing.error:
+            results.problems.append(f"{step.describe()}: {large.listing.error}")
         rss = f"{large.rss_bytes / 2**20:,.0f} MiB" if large.rss_bytes else "-"
         restart = ", ".join(f"{s:.2f}" for s in large.restart_s) or large.restart_note or "-"
-        return f"loaded in {large.load_s:.1f} s, RSS {rss}, restart {restart}"
+        return (f"loaded in {large.load_s:.1f} s, RSS {rss}, restart {restart}, "
+                f"listing {_listing_outcome(large.listing)}")
     run = runner.throughput(step.target, step.part, step.connections, step.rnd)
     results.throughput.append(run)
     summary = run.summary
     return (f"{summary.requests_per_s:,.0f} req/s, p50 {summary.p50_ms:.3f} ms, "
             f"p99 {summary.p99_ms:.3f} ms, {summary.errors} errors, "
             f"client CPU {run.client_cpu:.2f}")
+
+
+def _listing_outcome(listing: ListingRun | None) -> str:
+    """The listing of one large run, for its progress line."""
+    if listing is None:
+        return "-"
+    cell = fold_listing([listing])
+    if cell.first_ms is None:
+        return cell.note
+    pages = "" if cell.median_ms is None else (
+        f", {cell.pages} pages median {cell.median_ms:.2f} ms, max {cell.max_ms or 0:.2f} ms")
+    return f"first {cell.first_ms:,.1f} ms{pages}" + (f" ({cell.note})" if cell.note else "")
 
 
 def run_bench(options: BenchOptions, say: Callable[[str], None]) -> tuple[BenchResults, Path]:
@@ -233,7 +248,7 @@ def add_bench_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser])
     bench.add_argument("--duration", type=float, default=None, help="seconds per run")
     bench.add_argument("--rounds", type=int, default=None, help="rounds (default 2; short 1)")
     bench.add_argument("--large-keys", type=int, default=None,
-                       help="keys for memory/restart/checkpoint (default 1,000,000)")
+                       help="keys for memory/list/restart/checkpoint (default 1,000,000)")
     bench.add_argument("--client", choices=("auto", "wrk", "builtin"), default="auto",
                        help="load generator (auto: wrk when installed)")
     bench.add_argument("--out", type=Path, default=None,

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from harness.bench.model import BenchResults, BurstRun, LargeRun, ThroughputRun
+from harness.bench.model import BenchResults, BurstRun, LargeRun, ListingRun, ThroughputRun
+from harness.load import percentile_ms
 
 CEILING = "ceiling"
 OPS = ("put", "get", "mix")
@@ -79,6 +80,40 @@ def fold_throughput(runs: list[ThroughputRun]) -> dict[tuple[str, str, int], Cel
     return {key: fold_cell(items) for key, items in grouped.items()}
 
 
+NO_LISTING_ROUTE = "n/a: no listing route"
+
+
+@dataclass(frozen=True)
+class ListingCell:
+    """A target's listing pages, every round's pooled; times None when none were timed."""
+
+    limit: int
+    pages: int
+    first_ms: float | None
+    """Median over the rounds of the first listing after the load."""
+    median_ms: float | None
+    p90_ms: float | None
+    """Nearest rank, like the load clients' percentiles."""
+    max_ms: float | None
+    note: str
+    """NO_LISTING_ROUTE, or why some round's listing stopped early."""
+
+
+def fold_listing(runs: list[ListingRun]) -> ListingCell:
+    """One ListingCell from a target's rounds."""
+    pages_ms = [ms for run in runs for ms in run.page_ms]
+    errors = sorted({run.error for run in runs} - {""})
+    note = "; ".join(errors) or ("" if any(run.route for run in runs) else NO_LISTING_ROUTE)
+    ordered_ns = sorted(round(ms * 1e6) for ms in pages_ms)
+    return ListingCell(
+        limit=runs[0].limit, pages=len(pages_ms),
+        first_ms=_maybe_median([run.first_ms for run in runs]),
+        median_ms=median(pages_ms) if pages_ms else None,
+        p90_ms=percentile_ms(ordered_ns, 0.9) if pages_ms else None,
+        max_ms=max(pages_ms, default=None), note=note,
+    )
+
+
 @dataclass(frozen=True)
 class LargeCell:
     """Medians of the 1,000,000-key measurements of one target."""
@@ -96,6 +131,7 @@ class LargeCell:
     checkpoint_s: float | None
     pause_ms: float | None
     checkpoint_note: str
+    listing: ListingCell | None = None
 
     @property
     def p99_added_ms(self) -> float | None:
@@ -115,6 +151,7 @@ def fold_large(runs: list[LargeRun]) -> LargeCell:
     restarts = [seconds for run in runs for seconds in run.restart_s]
     checks = [run.checkpoint for run in runs if run.checkpoint is not None]
     notes = {run.checkpoint_note for run in runs} | {c.note for c in checks}
+    listings = [run.listing for run in runs if run.listing is not None]
     return LargeCell(
         target=runs[0].target, keys=runs[0].keys,
         rss_bytes=_maybe_median([run.rss_bytes for run in runs]),
@@ -128,6 +165,7 @@ def fold_large(runs: list[LargeRun]) -> LargeCell:
         checkpoint_s=_maybe_median([c.checkpoint_seconds for c in checks]),
         pause_ms=_maybe_median([c.pause_ms for c in checks]),
         checkpoint_note="; ".join(sorted(notes - {""})),
+        listing=fold_listing(listings) if listings else None,
     )
 
 

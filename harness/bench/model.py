@@ -102,8 +102,25 @@ class CheckpointRun:
 
 
 @dataclass(frozen=True)
+class ListingRun:
+    """Pages of ``GET /kv?limit=N&start_after=<random loaded key>``, one at a time."""
+
+    limit: int
+    route: bool
+    """False: the target answered 404 or 405 (it has no listing route)."""
+    first_ms: float | None = None
+    """The first listing after the load, timed on its own (walkv sorts new keys then)."""
+    page_ms: list[float] = field(default_factory=list)
+    """Each following page, from sending the request to the reply's last byte."""
+    items: int = 0
+    """Items in the pages of ``page_ms``."""
+    error: str = ""
+    """Why the listing stopped early: a bad status or page, a failed request."""
+
+
+@dataclass(frozen=True)
 class LargeRun:
-    """The 1,000,000-key measurements: memory, restart after SIGKILL, checkpoint."""
+    """The 1,000,000-key measurements: memory, listing, restart after SIGKILL, checkpoint."""
 
     target: str
     round: int
@@ -114,6 +131,7 @@ class LargeRun:
     restart_note: str = ""
     checkpoint: CheckpointRun | None = None
     checkpoint_note: str = ""
+    listing: ListingRun | None = None
 
 
 @dataclass(frozen=True)

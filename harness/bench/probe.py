@@ -2,6 +2,13 @@
 
 - ``/stats``: the engine counters a target may serve (walkv does), for group commit;
 - one-off HTTP requests: readiness after a restart, the checkpoint-triggering PUT;
+- listing pages: ``GET /kv?limit=1000&start_after=<key>`` after the large load, one at
+  a time on one keep-alive connection (``http.client``: nothing between the clock and
+  the socket but reading the reply), from loaded keys chosen at random, the same for
+  every target and round. The first listing is timed on its own: walkv folds freshly
+  written keys into its key order when a listing first needs them. Each reply must be
+  200 with a page of 1,000 keys in ascending order after the start key; a shorter page
+  must end the keyspace (``next`` null, the greatest loaded key last);
 - the server process: CPU time, RSS, and its children (walkv's checkpoint is a fork).
 
 Every probe tolerates a target that does not serve or answer: it returns None (or 0)
@@ -11,16 +18,21 @@ and the report says n/a, because the ceiling and other targets need not offer it
 from __future__ import annotations
 
 import contextlib
+import functools
+import http.client
 import json
+import random
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-from harness.bench.model import GroupStats
+from harness.bench.model import GroupStats, ListingRun
 from harness.client import REQUEST_ERRORS, REQUEST_TIMEOUT_S, request_blocking
+from harness.load import key_name
 from harness.proc import ServerProcess
 
 HOST = "127.0.0.1"
@@ -156,6 +168,93 @@ def first_reply(server: ServerProcess, path: str, deadline: float) -> tuple[int,
             return status, time.monotonic()
         time.sleep(0.002)
     return None
+
+
+LISTING_PAGES = 50
+"""Pages timed after the first listing."""
+LISTING_LIMIT = 1000
+"""Items asked for per page (the route's default)."""
+LISTING_SEED = 2024
+"""Start keys are the same for every target and round."""
+LISTING_TIMEOUT_S = 120.0
+"""The first listing sorts every loaded key; on a busy 2-core machine that takes a while."""
+NO_ROUTE_STATUSES = frozenset({404, 405})
+
+
+class ListingError(Exception):
+    """A page that was not a good answer; the message says how."""
+
+
+def measure_listing(port: int, keys: int) -> ListingRun:
+    """The first listing and LISTING_PAGES more, after random keys of ``keys`` loaded.
+
+    See the module docstring. Every page is checked (``_check_page``); a target that
+    answers the first one 404 or 405 has no listing route, which is not an error.
+    """
+    rng = random.Random(LISTING_SEED)
+    starts = [key_name(rng.randrange(keys)).decode() for _ in range(LISTING_PAGES + 1)]
+    times_ms: list[float] = []
+    items = 0
+    conn = http.client.HTTPConnection(HOST, port, timeout=LISTING_TIMEOUT_S)
+    try:
+        for index, start in enumerate(starts):
+            status, body, elapsed_ms = _timed_get(conn, start)
+            if index == 0 and status in NO_ROUTE_STATUSES:
+                return ListingRun(LISTING_LIMIT, route=False)
+            count = _check_page(status, body, start, keys)
+            times_ms.append(elapsed_ms)
+            items += count if index else 0  # the first listing is reported on its own
+    except (OSError, http.client.HTTPException) as exc:
+        return _partial(times_ms, items, f"listing request failed: {exc!r}")
+    except ListingError as exc:
+        return _partial(times_ms, items, str(exc))
+    finally:
+        conn.close()
+    return _partial(times_ms, items, "")
+
+
+def _timed_get(conn: http.client.HTTPConnection, start: str) -> tuple[int, bytes, float]:
+    """GET one page after ``start``; status, body and ms from sending to the last byte."""
+    path = f"/kv?limit={LISTING_LIMIT}&start_after={urllib.parse.quote(start, safe='')}"
+    began = time.perf_counter_ns()
+    conn.request("GET", path)
+    response = conn.getresponse()
+    body = response.read()
+    return response.status, body, (time.perf_counter_ns() - began) / 1e6
+
+
+def _check_page(status: int, body: bytes, start: str, keys: int) -> int:
+    """The page's item count. Raises ListingError if it is not a good page."""
+    if status != 200:
+        raise ListingError(f"listing after {start} answered {status}: {body[:100]!r}")
+    try:
+        page = json.loads(body)
+        names = [item["key"] for item in page["items"]]
+        more = page["next"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ListingError(f"listing after {start}: not a page of keys ({exc!r})") from None
+    if any(not isinstance(name, str) for name in names) or names != sorted(set(names)):
+        raise ListingError(f"listing after {start}: keys not in ascending order")
+    if names and names[0] <= start:
+        raise ListingError(f"listing after {start} began at {names[0]}")
+    if len(names) > LISTING_LIMIT or (len(names) < LISTING_LIMIT and more is not None):
+        raise ListingError(f"listing after {start}: {len(names)} items, next {more!r}")
+    if len(names) < LISTING_LIMIT and (names[-1] if names else start) != _greatest_key(keys):
+        raise ListingError(f"listing after {start}: {len(names)} items, ending before the "
+                           f"last key")
+    return len(names)
+
+
+@functools.cache
+def _greatest_key(keys: int) -> str:
+    """The last of ``keys`` loaded keys in byte order, where a listing ends."""
+    return max(key_name(index) for index in range(keys)).decode()
+
+
+def _partial(times_ms: list[float], items: int, error: str) -> ListingRun:
+    """A ListingRun of what was measured before ``error`` (empty: all of it)."""
+    return ListingRun(LISTING_LIMIT, route=True, first_ms=times_ms[0] if times_ms else None,
+                      page_ms=times_ms[1:], items=items, error=error)
 
 
 def process_cpu_s(server: ServerProcess) -> float:

@@ -12,7 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from harness.bench.fold import OP_TITLES, OPS, Cell, Folded, fold
+from harness.bench.fold import OP_TITLES, OPS, Cell, Folded, LargeCell, fold
 from harness.bench.goals import goals, subjects
 from harness.bench.model import BenchResults, ThroughputRun
 
@@ -125,7 +125,7 @@ def burst_section(folded: Folded) -> list[str]:
 def large_section(folded: Folded) -> list[str]:
     """Memory, restart and checkpoint stall with the large key count."""
     rows = []
-    for cell in folded.large.values():
+    for cell in filter(_state_measured, folded.large.values()):
         rss = "n/a" if cell.rss_bytes is None else f"{cell.rss_bytes / 2**20:,.0f}"
         restart = (cell.restart_note or "n/a") if cell.restart_s is None else (
             f"{cell.restart_s:.2f} (max {cell.restart_max_s or 0:.2f})")
@@ -149,6 +149,38 @@ def large_section(folded: Folded) -> list[str]:
             "the first 200 for a key written before the kill.", *notes]
 
 
+def _state_measured(cell: LargeCell) -> bool:
+    """Whether memory, restart or checkpoint ran (not only the listing)."""
+    return (cell.rss_bytes is not None or cell.restart_s is not None or bool(cell.restart_note)
+            or cell.p99_with_ms is not None or bool(cell.checkpoint_note))
+
+
+def listing_section(folded: Folded) -> list[str]:
+    """Listing latency with the large key count."""
+    rows = []
+    for cell in folded.large.values():
+        listing = cell.listing
+        if listing is None:
+            continue
+        first = listing.note if listing.first_ms is None else f"{listing.first_ms:,.1f}"
+        pages = "n/a" if listing.median_ms is None else f"{listing.pages:,}"
+        rows.append([cell.target, f"{cell.keys:,}", first, pages,
+                     _num(listing.median_ms, ".2f"), _num(listing.p90_ms, ".2f"),
+                     _num(listing.max_ms, ".2f")])
+    if not rows:
+        return []
+    limit = next(c.listing.limit for c in folded.large.values() if c.listing is not None)
+    notes = [f"- {c.target}: {c.listing.note}" for c in folded.large.values()
+             if c.listing is not None and c.listing.note and c.listing.first_ms is not None]
+    return [f"## Listing: `GET /kv?limit={limit}&start_after=<random loaded key>`", "",
+            *_table(["target", "keys", "first listing ms", "pages", "median ms", "p90 ms",
+                     "max ms"], rows), "",
+            "One keep-alive connection, one request at a time, right after the load; each "
+            f"page must hold {limit:,} keys in order (fewer only at the end of the keyspace). "
+            "The first listing is timed on its own: walkv builds its key order then.",
+            *notes]
+
+
 def baseline_section(results: BenchResults, folded: Folded) -> list[str]:
     """A / B ratios when a baseline target ran."""
     if len(results.targets) < 2 or results.targets[1].name != "baseline":
@@ -165,15 +197,27 @@ def baseline_section(results: BenchResults, folded: Folded) -> list[str]:
                          _ratio(ca.p99_ms, cb.p99_ms)])
     la, lb = folded.large.get(a), folded.large.get(b)
     if la is not None and lb is not None:
+        rows += _large_ratios(la, lb)
+    if not rows:
+        return []
+    return [f"## {a} (A) vs baseline (B)", "",
+            *_table(["measurement", "A", "B", "A/B (req/s or value)", "A/B p99"], rows)]
+
+
+def _large_ratios(la: LargeCell, lb: LargeCell) -> list[list[str]]:
+    """A / B rows of the large key count's measurements that ran."""
+    rows = []
+    if _state_measured(la) or _state_measured(lb):
         rows.append(["RSS, large", _num(la.rss_bytes and la.rss_bytes / 2**20),
                      _num(lb.rss_bytes and lb.rss_bytes / 2**20),
                      _ratio(la.rss_bytes, lb.rss_bytes), ""])
         rows.append(["restart s", _num(la.restart_s, ".2f"), _num(lb.restart_s, ".2f"),
                      _ratio(la.restart_s, lb.restart_s), ""])
-    if not rows:
-        return []
-    return [f"## {a} (A) vs baseline (B)", "",
-            *_table(["measurement", "A", "B", "A/B (req/s or value)", "A/B p99"], rows)]
+    pa, pb = (cell.listing.median_ms if cell.listing else None for cell in (la, lb))
+    if pa is not None or pb is not None:
+        rows.append(["listing page ms (median)", _num(pa, ".2f"), _num(pb, ".2f"),
+                     _ratio(pa, pb), ""])
+    return rows
 
 
 def _ratio(a: float | None, b: float | None) -> str:
@@ -191,6 +235,7 @@ def render_markdown(results: BenchResults, plot_name: str | None) -> str:
         throughput_section(results, folded),
         burst_section(folded),
         large_section(folded),
+        listing_section(folded),
         baseline_section(results, folded),
         [f"![latency vs throughput]({plot_name})"] if plot_name else [],
         ["## Problems", "", *(f"- {p}" for p in results.problems)] if results.problems else [],

@@ -7,7 +7,8 @@ serves at ``GET /stats`` cover only the measured run. What is measured:
 
 - throughput: PUT (new keys), GET, or a 50/50 mix over preloaded keys, closed loop;
 - burst: many PUTs at once, each on its own new connection;
-- large: load 1,000,000 keys, then RSS, restart after SIGKILL, checkpoint stall.
+- large: load 1,000,000 keys, then RSS, listing latency (``probe.measure_listing``),
+  restart after SIGKILL, checkpoint stall.
 
 Restart time is from spawning ``run.sh`` to the first 200 for a GET of a key written
 before the kill (not just an accepted connection): what a client waits for.
@@ -49,6 +50,7 @@ from harness.bench.probe import (
     group_stats,
     json_float,
     json_int,
+    measure_listing,
     process_cpu_s,
     put_value,
     rss_bytes,
@@ -65,7 +67,7 @@ TRIGGER_VALUE_BYTES = 640 << 10
 CRASH_PAUSE_S = 1.0
 """SIGKILL to restart pause (the lsfr rule); also lets the killed group release LOCK."""
 READY_LIMIT_S = 15.0
-LARGE_PARTS = frozenset({"memory", "restart", "checkpoint"})
+LARGE_PARTS = frozenset({"memory", "list", "restart", "checkpoint"})
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,9 @@ class Runner:
         with self._server(target, label) as server:
             loaded = run_preload(server.port, keys, self._log(label, "preload"))
             wait_children_gone(server, 300.0)  # a checkpoint the load started
+            # RSS as loaded: before a first listing makes the server build its key order.
             rss = rss_bytes(server) if "memory" in parts else None
+            listing = measure_listing(server.port, keys) if "list" in parts else None
             restarts: list[float] = []
             note = ""
             if "restart" in parts:
@@ -154,7 +158,7 @@ class Runner:
         return LargeRun(
             target=target.name, round=rnd, keys=keys, load_s=loaded.wall_s, rss_bytes=rss,
             restart_s=restarts, restart_note=note, checkpoint=checkpoint,
-            checkpoint_note=checkpoint_note,
+            checkpoint_note=checkpoint_note, listing=listing,
         )
 
     def _restarts(self, server: ServerProcess, keys: int) -> tuple[list[float], str]:

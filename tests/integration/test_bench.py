@@ -9,7 +9,9 @@ smaller selection when it is installed.
 
 from __future__ import annotations
 
+import bisect
 import json
+import random
 import shutil
 import subprocess
 import sys
@@ -17,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from harness.bench.probe import LISTING_LIMIT, LISTING_PAGES, LISTING_SEED
 
 REPO = Path(__file__).resolve().parents[2]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -54,6 +58,28 @@ def assert_throughput(data: dict[str, Any], ops: list[str], conns: list[int],
         assert record["client_cpu"] >= 0 and record["server_cpu"] >= 0
 
 
+def assert_listing(data: dict[str, Any], name: str) -> None:
+    """walkv answered every listing page well; the ceiling has no listing route."""
+    listings = {run["target"]: run["listing"] for run in data["large"]}
+    mine = listings[name]
+    assert mine["route"] and mine["error"] == "", mine["error"]
+    assert mine["first_ms"] > 0 and len(mine["page_ms"]) == 50
+    assert all(ms > 0 for ms in mine["page_ms"])
+    # Each page holds the 1,000 keys after its start key, or those up to the last key.
+    ordered = sorted(f"load-{index}" for index in range(20_000))
+    rng = random.Random(LISTING_SEED)
+    starts = [f"load-{rng.randrange(20_000)}" for _ in range(LISTING_PAGES + 1)][1:]
+    after = [len(ordered) - bisect.bisect_right(ordered, start) for start in starts]
+    assert mine["items"] == sum(min(LISTING_LIMIT, count) for count in after)
+    assert listings["ceiling"] == {"limit": 1000, "route": False, "first_ms": None,
+                                   "page_ms": [], "items": 0, "error": ""}
+    cells = {cell["target"]: cell["listing"] for cell in data["summary"]["large"]}
+    cell = cells[name]
+    assert cell["pages"] == 50 and cell["note"] == ""
+    assert 0 < cell["median_ms"] <= cell["p90_ms"] <= cell["max_ms"] == max(mine["page_ms"])
+    assert cells["ceiling"]["note"] == "n/a: no listing route"
+
+
 def target_name(target: Path) -> str:
     """What the bench calls the target (``harness.bench.cli.build_targets``)."""
     return "walkv" if target.resolve() == REPO else target.resolve().name
@@ -77,11 +103,14 @@ def test_short_bench_with_the_builtin_client(target: Path, tmp_path: Path) -> No
     assert len(large[name]["restart_s"]) == 1
     assert large[name]["checkpoint"] is not None
     assert large["ceiling"]["restart_s"] == []  # the ceiling keeps nothing across restarts
+    assert_listing(data, name)
     assert {goal["status"] for goal in data["goals"]} <= {"PASS", "MISS", "n/a"}
     assert len(data["goals"]) == 8
     markdown = (out / "results.md").read_text()
-    for heading in ("## Machine", "## Goals", "## Throughput", "## Burst", "## Large"):
+    for heading in ("## Machine", "## Goals", "## Throughput", "## Burst", "## Large",
+                    "## Listing"):
         assert heading in markdown
+    assert "| ceiling | 20,000 | n/a: no listing route |" in markdown
     assert "| GET | 256 | ceiling |" in markdown
     assert "| durable PUT @256 conns >= 0.85x ceiling |" in markdown
 
