@@ -223,6 +223,9 @@ class Evaluation:
         """(value, deadline) of ``key`` as the group has left it; (None, None) if absent."""
         entry = self._overlay.get(key)
         if entry is not None:
+            deadline = entry[1]
+            if deadline is not None and deadline <= self.now:
+                return None, None  # stored (or expired) earlier in the group, already past
             return entry
         if self._cleared:
             return None, None

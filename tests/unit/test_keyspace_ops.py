@@ -443,3 +443,14 @@ def test_a_failed_transaction_leaves_its_group_as_it_found_it(fs: MemFileSystem)
         assert (engine.get(b"a"), engine.get(b"c"), engine.deadline(b"c")) == (b"1", None, None)
     finally:
         engine.close()
+
+
+def test_a_deadline_already_past_hides_the_key_from_later_steps_of_its_group(
+        engine: Engine, clock: Clock) -> None:
+    engine.write(Op.PUT, b"k", b"5")
+    past = clock.now - 1
+    result = ok(engine, Txn(then=(Expire(b"k", past), Fetch(b"k"), Add(b"k", 1))))
+    assert result.results == (True, None, 1)
+    assert engine.get(b"k") == b"1" and engine.deadline(b"k") is None
+    result = ok(engine, Txn(then=(Store(b"j", b"5", deadline=past), Fetch(b"j"))))
+    assert result.results == (None, None) and engine.get(b"j") is None
