@@ -6,10 +6,14 @@ One server process (``<target>/run.sh``) on one working directory lives through
 many cycles. Each cycle:
 
 1. **Write.** Clients issue random PUT / DELETE / rare ``DELETE /clear`` on a shared
-   key space, values of mixed sizes (binary, some up to 1 MiB). Concurrent mode:
-   ``--clients`` keep-alive connections; serial mode: one op at a time, so the
-   acknowledged order is total. Every op is recorded in an ``Oracle`` when sent and
-   stamped when answered.
+   key space, values of mixed sizes (binary, some up to 1 MiB). When the target
+   speaks them (probed once at the first start), also ``POST /txn`` transactions
+   writing whole *slots* of keys (some under a condition that fails), ``POST /txn``
+   increments of *pairs* of counters, and ``PUT ?ttl=`` with short times to live
+   (over by the time the state is read back) and long ones (``harness/crash/
+   workload.py``). Concurrent mode: ``--clients`` keep-alive connections; serial mode:
+   one request at a time, so the acknowledged order is total. Every op is recorded in
+   an ``Oracle`` when sent and stamped when answered.
 2. **Kill.** After a random time the process group gets SIGKILL while requests are
    in flight; the oracle's unanswered ops are exactly those in flight.
 3. **Damage** (every ``--damage-every`` cycles, walkv's format only): the server is
@@ -21,7 +25,11 @@ many cycles. Each cycle:
    the file and offset, and ``--recovery=point-in-time`` must then recover a prefix).
    The whole key space is read back and checked: every key must hold the result of
    its last acknowledged op, unless an op on it (or a clear) was in flight, in which
-   case any of those outcomes is allowed.
+   case any of those outcomes is allowed; a value whose time to live surely ran out
+   before the reads must read 404, and a value read back must carry the deadline it
+   was written with (``Walkv-TTL``); the keys of a slot must hold the values of one
+   transaction; each counter must hold at least its acknowledged increments and at
+   most those plus the ones in flight, and the two counters of a pair the same.
 
 What is asserted
 ----------------
@@ -38,6 +46,10 @@ What is asserted
   a DELETE or CLEAR record could be any of its kind on that key, so those only stop
   superseding). Per key, then, everything acknowledged before the damage must still
   be there, and nothing else may appear; a cross-key "prefix" is not asserted.
+* Transactions, counters and deadlines are checked in every mode (``Oracle.torn_groups``,
+  ``counter_violations``, ``deadline_violations``); counters and keys with times to
+  live are left out of the serial cycles' exact state (their values are sums, or
+  depend on when they were read).
 * SIGKILL leaves the page cache intact, so it cannot catch a server that
   acknowledges before fsync; that is what ``python -m harness powerloss`` is for.
 
@@ -63,10 +75,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.crash.damage import Damage, DamageKind, Expect, Refusal, inflict, newest_segment_lsn
-from harness.crash.workload import MIXED_VALUES, RandomWrites, fetch_state
-from harness.errors import ServerStartError
+from harness.crash.workload import (
+    INCR,
+    LONG_TTL,
+    MIXED_VALUES,
+    SHORT_TTL,
+    TXN,
+    KeyspaceMix,
+    RandomWrites,
+    fetch_readings,
+    probe_keyspace_ops,
+)
+from harness.errors import HarnessError, ServerStartError
 from harness.history import State, exact_violations, serial_candidates, states_along
-from harness.oracle import Op, OpKind, Oracle, Value, Violation, ViolationKind
+from harness.oracle import Op, OpKind, Oracle, Reading, ReadWindow, Value, Violation, ViolationKind
 from harness.proc import REPO, ServerProcess, bootstrap_target
 from harness.report import Finding, Report, seconds_summary
 from storage import Op as RecordOp
@@ -117,6 +139,16 @@ class CrashConfig:
     server_args: tuple[str, ...] = WALKV_SERVER_ARGS
     delete_ratio: float = 0.25
     clear_ratio: float = 0.001
+    keyspace_ops: bool | None = None
+    """Transactions, increments and times to live: None uses them if the target speaks
+    them (probed at the first start), True requires them, False leaves them out."""
+    slots: int = 48
+    """Groups of three keys that transactions write together."""
+    counter_pairs: int = 6
+    timed_keys: int = 48
+    txn_ratio: float = 0.1
+    incr_ratio: float = 0.06
+    ttl_ratio: float = 0.1
 
 
 @dataclass
@@ -134,6 +166,9 @@ class CrashStats:
     kills_with_in_flight: int = 0
     write_seconds: float = 0.0
     restart_seconds: list[float] = field(default_factory=list)
+    requests: Counter[str] = field(default_factory=Counter)
+    """Acknowledged (and refused) requests beyond PUT and DELETE, by kind."""
+    keyspace_ops: str = "not probed"
     damage_applied: Counter[str] = field(default_factory=Counter)
     damage_skipped: Counter[str] = field(default_factory=Counter)
     violations: Counter[str] = field(default_factory=Counter)
@@ -141,6 +176,17 @@ class CrashStats:
 
 def _keys(count: int) -> list[bytes]:
     return [f"crash:{i:05d}/ключ".encode() for i in range(count)]
+
+
+def keyspace_mix(config: CrashConfig) -> KeyspaceMix:
+    """The key families and shares of the requests beyond PUT and DELETE."""
+    return KeyspaceMix(
+        slots=tuple(tuple(b"slot:%03d/%s" % (i, part) for part in (b"a", b"b", b"c"))
+                    for i in range(config.slots)),
+        counters=tuple((b"counter:%02d/a" % i, b"counter:%02d/b" % i)
+                       for i in range(config.counter_pairs)),
+        timed=tuple(b"ttl:%03d" % i for i in range(config.timed_keys)),
+        txn_ratio=config.txn_ratio, incr_ratio=config.incr_ratio, ttl_ratio=config.ttl_ratio)
 
 
 def _matches(op: Op, record: Record) -> bool:
@@ -163,7 +209,13 @@ class CrashLoop:
             name="server",
         )
         self.keys = _keys(config.keys)
-        self.oracle = Oracle(dict.fromkeys(self.keys))
+        self.mix = keyspace_mix(config)
+        self.every_key = self.keys + [k for group in self.mix.slots + self.mix.counters
+                                      for k in group] + list(self.mix.timed)
+        self.oracle = Oracle(dict.fromkeys(self.every_key),
+                             counters=frozenset(k for pair in self.mix.counters for k in pair),
+                             groups=self.mix.slots + self.mix.counters)
+        self.use_mix = False
         self.stats = CrashStats()
         self.findings: list[Finding] = []
         self._on_cycle = on_cycle
@@ -178,6 +230,7 @@ class CrashLoop:
             deadline = time.monotonic() + self.config.duration_s
         try:
             await asyncio.to_thread(self.server.start)
+            await self._probe()
             self._cycle_lsn = newest_segment_lsn(self.data_dir)
             for cycle in range(self.config.cycles):
                 if deadline is not None and time.monotonic() >= deadline:
@@ -192,31 +245,47 @@ class CrashLoop:
             self.server.close()
         return self.findings
 
+    async def _probe(self) -> None:
+        """Decide whether this run sends transactions, increments and times to live."""
+        wanted = self.config.keyspace_ops
+        if wanted is False:
+            self.stats.keyspace_ops = "off (not asked for)"
+            return
+        missing = await probe_keyspace_ops(self.server.connect_host, self.server.port)
+        if missing is not None and wanted:
+            raise HarnessError(f"the target does not speak transactions or ttls: {missing}")
+        self.use_mix = missing is None
+        self.stats.keyspace_ops = "on" if missing is None else f"off: {missing}"
+
     async def _cycle(self, cycle: int) -> None:
         rng = random.Random(f"{self.config.seed}:{cycle}")
         serial = self.config.mode is Mode.SERIAL or (
             self.config.mode is Mode.MIXED and rng.random() < self.config.serial_share)
         self.stats.serial_cycles += serial
         cycle_lsn = self._cycle_lsn
-        await self._write_then_kill(rng, serial)
+        killed_at = await self._write_then_kill(rng, serial)
         damage = self._damage(cycle, rng)
-        recovered = await self._restart(cycle, damage)
-        if recovered is None:
+        read = await self._restart(cycle, damage)
+        if read is None:
             return
-        violations = self._verify(recovered, serial, damage, cycle_lsn)
+        readings, started = read
+        window = ReadWindow(started, time.time(), killed_at)
+        recovered = {key: reading.value for key, reading in readings.items()}
+        violations = self._verify(recovered, readings, window, serial, damage, cycle_lsn)
         where = f"cycle {cycle} ({'serial' if serial else 'concurrent'}"
         where += f", after {damage.kind.value}: {damage.description})" if damage else ")"
         for violation in violations:
             self._found(violation.kind.value, where, violation.describe())
-        self.oracle = self.oracle.next_round(recovered)
+        self.oracle = self.oracle.next_round(recovered, window)
 
-    async def _write_then_kill(self, rng: random.Random, serial: bool) -> None:
+    async def _write_then_kill(self, rng: random.Random, serial: bool) -> float:
+        """Write, kill; the wall clock at the kill."""
         config = self.config
         writes = RandomWrites(
             self.server.connect_host, self.server.port, self.oracle, self.keys,
             clients=1 if serial else config.clients, delete_ratio=config.delete_ratio,
             clear_ratio=config.clear_ratio, value_sizes=MIXED_VALUES,
-            seed=rng.randrange(1 << 30),
+            mix=self.mix if self.use_mix else None, seed=rng.randrange(1 << 30),
         )
         started = time.monotonic()
         await writes.start()
@@ -225,6 +294,7 @@ class CrashLoop:
         # exactly the ones in flight at the kill.
         writes.stop()
         self.server.kill()
+        killed_at = time.time()
         in_flight = len(self.oracle.unanswered())
         self.stats.write_seconds += time.monotonic() - started
         await writes.join()
@@ -234,6 +304,10 @@ class CrashLoop:
         stats.acked_ops += writes.stats.acked
         stats.non_2xx += writes.stats.non_2xx
         stats.unacked_ops += sum(op.acked is None for op in self.oracle.log)
+        for kind in (TXN, INCR, SHORT_TTL, LONG_TTL):
+            stats.requests[kind] += writes.stats.count(kind)
+        stats.requests["refused " + TXN] += writes.stats.count(TXN, acked=False)
+        return killed_at
 
     # -- damage -----------------------------------------------------------------------
     def _damage(self, cycle: int, rng: random.Random) -> Damage | None:
@@ -252,8 +326,10 @@ class CrashLoop:
         return None
 
     # -- restart ----------------------------------------------------------------------
-    async def _restart(self, cycle: int, damage: Damage | None) -> dict[bytes, Value] | None:
-        """Bring the server back as the damage requires; the state read back, or None."""
+    async def _restart(self, cycle: int,
+                       damage: Damage | None) -> tuple[dict[bytes, Reading], float] | None:
+        """Bring the server back as the damage requires; the state read back (and when
+        the reads began), or None."""
         where = f"cycle {cycle}" + (f" after {damage.kind.value}: {damage.description}"
                                     if damage else "")
         expect = damage.expect if damage is not None else Expect.RECOVER
@@ -270,7 +346,10 @@ class CrashLoop:
         if not await self._start(where, extra):
             return None
         self._cycle_lsn = newest_segment_lsn(self.data_dir)
-        return await fetch_state(self.server.connect_host, self.server.port, self.keys)
+        started = time.time()
+        readings = await fetch_readings(self.server.connect_host, self.server.port,
+                                        self.every_key)
+        return readings, started
 
     async def _start(self, where: str, extra: tuple[str, ...]) -> bool:
         base = self.server.extra_args
@@ -317,40 +396,61 @@ class CrashLoop:
         return False
 
     # -- verification -----------------------------------------------------------------
-    def _verify(self, recovered: Mapping[bytes, Value], serial: bool, damage: Damage | None,
+    def _verify(self, recovered: Mapping[bytes, Value], readings: Mapping[bytes, Reading],
+                window: ReadWindow, serial: bool, damage: Damage | None,
                 cycle_lsn: int | None) -> list[Violation]:
         removed = damage.removed if damage is not None else []
         lost, unsure = self._removed_ops(removed)
+        oracle = self.oracle
+        damaged = frozenset(key for _, key, _ in removed if key in oracle.counters)
+        found = (oracle.counter_violations(recovered, damaged) + oracle.torn_groups(recovered, lost)
+                 + oracle.deadline_violations(readings, window))
         if serial:
             candidates = self._serial_candidates(damage, cycle_lsn)
             if candidates is not None:
                 self.stats.exact_checks += 1
-                return exact_violations(self.oracle, recovered, candidates, lost, unsure)
-        return self.oracle.check(recovered, lost, unsure).violations
+                exact = set(self.keys) | {k for slot in self.mix.slots for k in slot}
+                states = [{k: v for k, v in c.items() if k in exact} for c in candidates]
+                found += exact_violations(oracle, {k: recovered.get(k) for k in exact}, states,
+                                          lost, unsure)
+                return found + oracle.check(recovered, lost, unsure, window,
+                                            keys=self.mix.timed).violations
+        return found + oracle.check(recovered, lost, unsure, window).violations
 
     def _serial_candidates(self, damage: Damage | None,
                            cycle_lsn: int | None) -> list[State] | None:
         """The exact states allowed in a serial cycle, or None to check per key.
 
-        Records of the cycle carry LSNs from ``cycle_lsn`` on, one per op in send
-        order, so the first destroyed record's LSN says how many ops came before it.
+        A destroyed PUT record names its op by its unique value: the state is the one
+        before that op's request. Otherwise, when every request of the cycle was a
+        plain write (one record each, LSNs from ``cycle_lsn`` on, in send order), the
+        first destroyed record's LSN says how many ops came before it.
         """
         if damage is None or not damage.removed:
             return serial_candidates(self.oracle)
-        if damage.removed_first_lsn is None or cycle_lsn is None:
+        log = [op for op in self.oracle.log if not op.refused]
+        code, key, value = damage.removed[0]
+        if code == RecordOp.PUT:
+            index = next((i for i, op in enumerate(log)
+                          if op.kind is OpKind.PUT and op.key == key and op.value == value), None)
+            if index is not None:
+                index = next(i for i, op in enumerate(log) if op.request == log[index].request)
+        elif damage.removed_first_lsn is None or cycle_lsn is None or self.use_mix:
             return None
-        log = self.oracle.log
-        index = damage.removed_first_lsn - cycle_lsn
-        if not 0 <= index < len(log) or any(op.acked is None for op in log[:index]):
+        else:
+            index = damage.removed_first_lsn - cycle_lsn
+            if not 0 <= index < len(log) or not _matches(log[index], damage.removed[0]):
+                return None
+        if index is None or any(op.acked is None for op in log[:index]):
             return None
-        if not _matches(log[index], damage.removed[0]):
-            return None
-        return [states_along(self.oracle.initial, log[:index])[-1]]
+        initial = {k: v for k, v in self.oracle.initial.items() if k not in self.oracle.counters}
+        return [states_along(initial, log[:index])[-1]]
 
     def _removed_ops(self, records: list[Record]) -> tuple[frozenset[int], frozenset[int]]:
         """(lost, unsure) op seqs for records that damage destroyed (see oracle.py)."""
         lost: set[int] = set()
-        unsure: set[int] = set()
+        unsure: set[int] = {op.seq for op in self.oracle.log if records and op.evaluated
+                            and op.kind is OpKind.DELETE}
         for code, key, value in records:
             if code == RecordOp.PUT:
                 lost.update(op.seq for op in self.oracle.ops.get(key, [])
@@ -392,6 +492,7 @@ def crash_report(config: CrashConfig, stats: CrashStats, findings: list[Finding]
          f"({stats.kills_with_in_flight} of {stats.cycles} kills mid-request)"),
         ("restart time p50 / max", f"{restart['p50'] * 1000:.0f} ms / "
          f"{restart['max'] * 1000:.0f} ms ({len(stats.restart_seconds)} starts)"),
+        ("keyspace operations", _keyspace_row(stats)),
         ("damage applied", damage_text),
         *((kind, str(count)) for kind, count in violations.items()),
         ("elapsed", f"{elapsed_s:.1f} s"),
@@ -410,6 +511,8 @@ def crash_report(config: CrashConfig, stats: CrashStats, findings: list[Finding]
         "kills_with_in_flight": stats.kills_with_in_flight,
         "restart_s": restart,
         "restarts": len(stats.restart_seconds),
+        "keyspace_ops": stats.keyspace_ops,
+        "requests": dict(stats.requests),
         "damage": damage,
         "violations": violations,
         "elapsed_s": elapsed_s,
@@ -422,6 +525,15 @@ def crash_report(config: CrashConfig, stats: CrashStats, findings: list[Finding]
     }
     return Report("walkv crash harness", config.seed, rows, data, findings,
                   _command(config, stats.cycles))
+
+
+def _keyspace_row(stats: CrashStats) -> str:
+    if stats.keyspace_ops != "on":
+        return stats.keyspace_ops
+    counts = stats.requests
+    return (f"{counts[TXN]:,} transactions ({counts['refused ' + TXN]:,} refused by their "
+            f"condition), {counts[INCR]:,} increments, {counts[SHORT_TTL]:,} short and "
+            f"{counts[LONG_TTL]:,} long ttls (acknowledged)")
 
 
 def _command(config: CrashConfig, cycles: int) -> str:

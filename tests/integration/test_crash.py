@@ -4,12 +4,14 @@ A crash is what the lsfr harness does: SIGKILL to the group, 1 s pause, a new st
 on the same port and working directory. After each restart every acknowledged write
 must read back exactly; the concurrent test also checks in-flight writes against an
 oracle (harness/oracle.py) and reports lost acknowledged writes, resurrected deletes
-and phantom values separately.
+and phantom values separately. Transactions, counters and times to live (``POST /txn``,
+``PUT ?ttl=``) must come back whole, counted, and with their deadlines.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Mapping
 
 import pytest
@@ -110,6 +112,46 @@ async def test_clear_survives_sigkill(server: ServerProcess) -> None:
     expected[b"after-clear"] = b"kept"
     await crash_and_restart(server)
     await assert_state(server, expected)
+
+
+async def put_ttl_once(server: ServerProcess, key: str, value: bytes, ttl: float) -> None:
+    """PUT with a time to live on a new connection; the reply must be 200."""
+    response = await request_once(server.connect_host, server.port, "PUT",
+                                  f"{kv_path(key)}?ttl={ttl}", value)
+    assert response.status == 200, f"PUT {key!r}?ttl={ttl}: {response.status}"
+
+
+async def txn_once(server: ServerProcess, body: object) -> tuple[int, object]:
+    """POST /txn on a new connection: the status and the JSON reply."""
+    response = await request_once(server.connect_host, server.port, "POST", "/txn",
+                                  json.dumps(body).encode(),
+                                  {"Content-Type": "application/json"})
+    return response.status, json.loads(response.body)
+
+
+@pytest.mark.timeout(60)
+async def test_transactions_counters_and_ttls_survive_sigkill(server: ServerProcess) -> None:
+    ops = [{"op": "put", "key": f"txn-{part}", "value": f"v-{part}"} for part in "abc"]
+    assert (await txn_once(server, {"ops": ops}))[0] == 200
+    refused = {"compare": [{"key": "txn-a", "absent": True}],
+               "ops": [{"op": "put", "key": "txn-refused", "value": "never"}]}
+    assert (await txn_once(server, refused))[0] == 412
+    incr = {"ops": [{"op": "incr", "key": "counter", "by": 5}]}
+    for want in (5, 10):
+        status, reply = await txn_once(server, incr)
+        assert status == 200 and reply == {"succeeded": True,
+                                           "results": [{"op": "incr", "value": want}]}
+    await put_ttl_once(server, "short-ttl", b"gone soon", 0.2)
+    await put_once(server, "long-ttl", b"plain first")
+    await put_ttl_once(server, "long-ttl", b"stays an hour", 3600)
+    await crash_and_restart(server)  # the short ttl runs out during the pause
+    await assert_state(server, {b"txn-a": b"v-a", b"txn-b": b"v-b", b"txn-c": b"v-c",
+                                b"txn-refused": None, b"counter": b"10",
+                                b"short-ttl": None, b"long-ttl": b"stays an hour"})
+    response = await request_once(server.connect_host, server.port, "GET",
+                                  kv_path("long-ttl"))
+    ttl = response.header("walkv-ttl")
+    assert ttl is not None and 3500 < float(ttl) <= 3600, response.headers
 
 
 @pytest.mark.timeout(120)

@@ -1,11 +1,13 @@
 """The crash harness passes walkv and catches deliberately broken servers.
 
 ``python -m harness crash`` is run for a few cycles against this repository (every
-kind of file damage included) and must report no violation. Then the same loop is
-pointed at stand-in targets whose ``run.sh`` starts the real server with one
-durability bug patched in (``tests/fixtures/broken_server.py``); each must be caught.
-A server that acknowledges before fsync is not among them: SIGKILL keeps the page
-cache, so only the power-loss explorer can see that (tests/unit/test_powerloss.py).
+kind of file damage included, transactions, increments and times to live among the
+writes) and must report no violation. Then the same loop is pointed at stand-in
+targets whose ``run.sh`` starts the real server with one durability bug patched in
+(``tests/fixtures/broken_server.py``, and two bugs of the keyspace operations here:
+deadlines left out of the log, an increment applied but not logged); each must be
+caught. A server that acknowledges before fsync is not among them: SIGKILL keeps the
+page cache, so only the power-loss explorer can see that (tests/unit/test_powerloss.py).
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ def test_crash_cli_short_run_passes_with_file_damage(target: Path, tmp_path: Pat
     applied = {kind: c["applied"] for kind, c in report["damage"].items() if c["applied"]}
     assert sum(applied.values()) == 8 and len(applied) >= 4, report["damage"]
     assert 0 < report["restart_s"]["max"] < 15
+    assert report["keyspace_ops"] == "on"
+    for kind in ("txn", "refused txn", "incr", "short ttl", "long ttl"):
+        assert report["requests"][kind] > 0, kind
     assert "PASS: 0 violations" in done.stdout
 
 
@@ -51,8 +56,9 @@ async def test_serial_cycles_are_checked_exactly_after_damage(
 ) -> None:
     kinds = (DamageKind.TAIL_TRUNCATE, DamageKind.FRAME_BITFLIP, DamageKind.MISSING_SEGMENT,
              DamageKind.TAIL_BITFLIP)
+    # Plain writes only: one record per request, so every damage maps to a prefix.
     config = CrashConfig(target=target, cycles=6, seed=9, mode=Mode.SERIAL, damage=kinds,
-                         damage_every=1, kill_after=(0.3, 0.6),
+                         damage_every=1, kill_after=(0.3, 0.6), keyspace_ops=False,
                          server_args=("--segment-bytes=64K", "--checkpoint-bytes=1M"))
     report = await run_crash(config, tmp_path / "work")
     assert report.ok, [f"{f.kind} at {f.where}: {f.detail}" for f in report.findings]
@@ -60,6 +66,19 @@ async def test_serial_cycles_are_checked_exactly_after_damage(
     assert report.data["exact_checks"] == 6
     applied = {kind for kind, c in report.data["damage"].items() if c["applied"]}
     assert {"frame-bitflip", "missing-segment"} & applied, report.data["damage"]
+
+
+@pytest.mark.timeout(120)
+async def test_serial_cycles_with_transactions_are_checked_exactly(
+    target: Path, tmp_path: Path
+) -> None:
+    config = CrashConfig(target=target, cycles=4, seed=4, mode=Mode.SERIAL, damage=(),
+                         kill_after=(0.3, 0.6), keyspace_ops=True, txn_ratio=0.25,
+                         incr_ratio=0.1, ttl_ratio=0.2)
+    report = await run_crash(config, tmp_path / "work")
+    assert report.ok, [f"{f.kind} at {f.where}: {f.detail}" for f in report.findings]
+    assert report.data["exact_checks"] == 4
+    assert all(report.data["requests"][kind] > 0 for kind in ("txn", "incr", "short ttl"))
 
 
 def broken_target(tmp_path: Path, variant: str) -> Path:
@@ -97,6 +116,73 @@ async def test_broken_server_is_caught(target: Path, tmp_path: Path, variant: st
     report = await run_crash(config, tmp_path / "work")
     assert not report.ok, f"{variant} passed {report.data['cycles']} cycles"
     assert expected in {f.kind for f in report.findings}, report.findings
+    assert f"--seed {config.seed}" in report.reproduce
+
+
+def patched_target(tmp_path: Path, name: str, patch: str) -> Path:
+    """A target whose run.sh starts walkv after running ``patch`` (Python source)."""
+    directory = tmp_path / f"broken-{name}"
+    directory.mkdir()
+    (directory / "serve.py").write_text(
+        f"import sys\n{patch}\nfrom server.__main__ import main\nsys.exit(main(sys.argv[1:]))\n")
+    run = directory / "run.sh"
+    run.write_text(
+        "#!/usr/bin/env bash\n"
+        f"export PYTHONDONTWRITEBYTECODE=1 PYTHONPATH={shlex.quote(str(REPO))}\n"
+        f"exec {shlex.quote(sys.executable)} {shlex.quote(str(directory / 'serve.py'))} \"$@\"\n"
+    )
+    run.chmod(0o755)
+    return directory
+
+
+DEADLINES_NOT_LOGGED = """
+import storage.committer, storage.format
+_encode = storage.format.encode_group
+def encode_group(first, ops, keys, values, deadlines, time_ms):
+    return _encode(first, ops, keys, values, None, time_ms)  # the table keeps them
+storage.committer.encode_group = encode_group
+"""
+
+INCREMENT_NOT_LOGGED = """
+from storage.committer import Committer
+from storage.outcome import Outcome
+_durable = Committer._durable
+def durable(self, ops, keys, values, deadlines, time_ms):
+    # The last counter record of a group is applied and acknowledged, never logged.
+    hit = [i for i, key in enumerate(keys) if key.startswith(b"counter:")]
+    if not hit or len(ops) < 2:
+        return _durable(self, ops, keys, values, deadlines, time_ms)
+    i = hit[-1]
+    keep = [j for j in range(len(ops)) if j != i]
+    cols = [bytes(ops[j] for j in keep), [keys[j] for j in keep], [values[j] for j in keep],
+            None if deadlines is None else [deadlines[j] for j in keep]]
+    outcome = _durable(self, *cols, time_ms)
+    if outcome is Outcome.OK:
+        self._keyspace.apply(ops[i:i + 1], keys[i:i + 1], values[i:i + 1],
+                             None if deadlines is None else deadlines[i:i + 1], time_ms)
+    return outcome
+Committer._durable = durable
+"""
+
+KEYSPACE_BROKEN = {
+    "deadlines-not-logged": (DEADLINES_NOT_LOGGED, {ViolationKind.EXPIRED_VISIBLE.value,
+                                                    ViolationKind.WRONG_DEADLINE.value}),
+    "increment-not-logged": (INCREMENT_NOT_LOGGED, {ViolationKind.LOST_INCREMENT.value,
+                                                    ViolationKind.TORN_TRANSACTION.value}),
+}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("variant", list(KEYSPACE_BROKEN))
+async def test_broken_keyspace_operations_are_caught(tmp_path: Path, variant: str) -> None:
+    patch, expected = KEYSPACE_BROKEN[variant]
+    config = CrashConfig(target=patched_target(tmp_path, variant, patch), cycles=8, seed=3,
+                         mode=Mode.CONCURRENT, damage=(), kill_after=(0.2, 0.5),
+                         keyspace_ops=True, server_args=("--segment-bytes=1M",))
+    report = await run_crash(config, tmp_path / "work")
+    assert not report.ok, f"{variant} passed {report.data['cycles']} cycles"
+    kinds = {f.kind for f in report.findings}
+    assert kinds & expected == expected, report.findings
     assert f"--seed {config.seed}" in report.reproduce
 
 
