@@ -5,9 +5,9 @@ Theory of operation
 The request path pays almost nothing for this: it only increments plain integers
 where answers are produced. Everything else is computed when someone asks:
 
-* Reads found and missed, writes refused before the committer: each front end's
-  ``server.state.Counters``.
-* Writes answered by their commit group: the committer's counters in
+* Reads found and missed, plain writes applied, writes refused before the
+  committer: each front end's ``server.pipeline.Counters``.
+* Records committed and writes the committer refused: its counters in
   ``Engine.stats()`` (one addition per group, not per write), which also holds every
   storage gauge and histogram without scanning the table (live bytes are therefore
   not tracked here; ``python -m storage stats DIR`` computes them offline).

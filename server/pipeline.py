@@ -44,7 +44,7 @@ from collections.abc import Callable, Sequence
 from typing import Final, TypeAlias, cast
 
 from server.commands import Clear, Delete, Evaluate, Get, Put
-from server.state import Counters, ServerState
+from server.state import ServerState
 from storage import (
     EngineClosedError,
     EngineFailedError,
@@ -64,11 +64,39 @@ LARGE_VALUE: Final = 64 * 1024
 Answer: TypeAlias = bytes | tuple[bytes, ...]
 """Bytes to send; or a large value with the bytes around it, sent without joining them."""
 
+Render: TypeAlias = Callable[[Outcome, "OperationResult | None"], Answer]
+"""Answers an ``Evaluate`` command: its outcome, and its result when that is OK."""
+
 # Module globals, bound once: an enum member is an attribute lookup through the enum's
 # metaclass (~100 ns); these are used on every request.
 _PUT, _DELETE, _CLEAR, _EVALUATE = Op.PUT, Op.DELETE, Op.CLEAR, Op.EVALUATE
+_OK: Final = int(Outcome.OK)
 _NOT_FOUND: Final = int(Outcome.NOT_FOUND)
-_CLOSING, _FAILED = Outcome.CLOSING, Outcome.FAILED
+_APPLIED, _CLOSING, _FAILED = Outcome.OK, Outcome.CLOSING, Outcome.FAILED
+
+
+class Counters:
+    """What one front end's connections count as they answer: plain integers only, so
+    the request path pays an addition (compiled, a native one); everything else is
+    derived when asked (``server/introspection.py``)."""
+
+    __slots__ = ("reads_found", "reads_missing", "refused", "written")
+
+    def __init__(self) -> None:
+        self.reads_found = 0
+        self.reads_missing = 0
+        self.written = [0] * (max(Op) + 1)
+        """Plain writes (PUT, DELETE, CLEAR) applied, indexed by op. The records of
+        evaluated operations are their effects, not requests: a protocol counts those
+        requests itself, as it answers them."""
+        self.refused: dict[tuple[Op, Outcome], int] = {}
+        """Writes refused before reaching the committer (engine failed or closing),
+        by (op, outcome). Writes the committer refused are in ``Engine.stats()``."""
+
+    def count_refused(self, op: Op, outcome: Outcome) -> None:
+        """One write answered ``outcome`` without a commit group."""
+        key = (op, outcome)
+        self.refused[key] = self.refused.get(key, 0) + 1
 
 
 class Answers:
@@ -76,16 +104,19 @@ class Answers:
 
     ``by_outcome[outcome]`` is the whole answer for that outcome (a write's commit
     group, a read that found nothing). A read that found a value is answered with
-    ``value_head % len(value)``, the value, then ``value_tail``. An ``Evaluate``
-    command whose group committed is answered with ``render(result)``. ``close``: the
-    connection closes once this answer is sent.
+    ``found`` (``value_head % len(value)``, the value, then ``value_tail``), or
+    ``found_expiring`` when the key has a deadline; a committed PUT with
+    ``stored(value)``. A protocol whose answers to these depend on the value (a
+    version tag, say) overrides those methods in a subclass. An ``Evaluate`` command
+    is answered with ``render(outcome, result)`` whatever its outcome, so a protocol can
+    count what it answered. ``close``: the connection closes once this answer is sent.
     """
 
     __slots__ = ("by_outcome", "close", "render", "value_head", "value_tail")
 
     def __init__(self, by_outcome: tuple[bytes, ...], *, value_head: bytes,
                  value_tail: bytes = b"", close: bool = False,
-                 render: Callable[[OperationResult], Answer] | None = None) -> None:
+                 render: Render | None = None) -> None:
         if len(by_outcome) != len(Outcome):
             raise ValueError("Answers needs one answer per Outcome, in Outcome order")
         self.by_outcome = by_outcome
@@ -96,10 +127,24 @@ class Answers:
 
     def found(self, value: bytes) -> Answer:
         """The answer to a read that found ``value``."""
-        size = len(value)
-        head = self.value_head % size
+        return self.framed(self.value_head % len(value), value)
+
+    def found_expiring(self, value: bytes, ms_left: int) -> Answer:
+        """The answer to a read that found ``value``, which expires in ``ms_left`` ms."""
+        return self.found(value)
+
+    def missing(self) -> Answer:
+        """The answer to a read that found nothing."""
+        return self.by_outcome[_NOT_FOUND]
+
+    def stored(self, value: bytes) -> Answer:
+        """The answer to a PUT of ``value`` whose commit group is durable."""
+        return self.by_outcome[_OK]
+
+    def framed(self, head: bytes, value: bytes) -> Answer:
+        """``head``, ``value`` and ``value_tail``: joined if small, else kept apart."""
         tail = self.value_tail
-        if size < LARGE_VALUE:
+        if len(value) < LARGE_VALUE:
             return head + value + tail if tail else head + value
         return (head, value, tail) if tail else (head, value)
 
@@ -110,40 +155,62 @@ class Slot:
     ``data`` is the answer once known. A deferred request has not run yet: a read has
     ``deferred_read`` (its key) set, a write ``deferred_write``, and either runs when it
     reaches the head of the queue. A submitted write's slot is the waiter the storage
-    engine hands back when its group commits.
+    engine hands back when its group commits; ``op`` is the write's, and ``stored``
+    the value a PUT stores (None for other writes).
     """
 
-    __slots__ = ("answers", "close", "conn", "data", "deferred_read", "deferred_write")
+    __slots__ = ("answers", "close", "conn", "data", "deferred_read", "deferred_write", "op",
+                 "stored")
 
     def __init__(self, conn: Pipeline, answers: Answers, data: Answer | None = None,
                  deferred_read: bytes | None = None,
                  deferred_write: tuple[Op, bytes, bytes | Txn | Scan | None] | None = None,
-                 ) -> None:
+                 op: Op = _EVALUATE, stored: bytes | None = None) -> None:
         self.conn = conn
         self.answers = answers
         self.close = answers.close
         self.data = data
         self.deferred_read = deferred_read
         self.deferred_write = deferred_write
+        self.op = op
+        self.stored = stored
 
 
 def complete_group(slots: Sequence[Slot], outcome: Outcome,
                    results: Sequence[OperationResult | None] | None = None) -> None:
     """Answer every write of one commit group (runs on the event loop)."""
-    index = int(outcome)
-    if results is None:
+    if outcome is not _APPLIED:
         for slot in slots:
-            slot.data = slot.answers.by_outcome[index]
+            slot.data = _not_applied(slot, outcome)
             slot.conn.flush()
-        return
-    for slot, result in zip(slots, results, strict=True):
-        answers = slot.answers
-        render = answers.render
-        if result is None or render is None:
-            slot.data = answers.by_outcome[index]
-        else:
-            slot.data = render(result)
-        slot.conn.flush()
+    elif results is None:  # a group of plain writes, the usual case
+        for slot in slots:
+            _applied(slot)
+    else:
+        for slot, result in zip(slots, results, strict=True):
+            render = slot.answers.render
+            if result is None or render is None:
+                _applied(slot)
+            else:
+                slot.data = render(outcome, result)
+                slot.conn.flush()
+
+
+def _applied(slot: Slot) -> None:
+    """Answer a plain write whose group is durable, and count it."""
+    stored = slot.stored
+    answers = slot.answers
+    slot.data = answers.by_outcome[_OK] if stored is None else answers.stored(stored)
+    conn = slot.conn
+    conn.counters.written[slot.op] += 1
+    conn.flush()
+
+
+def _not_applied(slot: Slot, outcome: Outcome) -> Answer:
+    """The answer to a write that was refused, or whose group failed."""
+    answers = slot.answers
+    render = answers.render
+    return answers.by_outcome[int(outcome)] if render is None else render(outcome, None)
 
 
 class WriteBatch:
@@ -181,7 +248,7 @@ def _refuse(writes: list[Write], outcome: Outcome) -> None:
     """The engine would not take the writes: answer each now, and count it."""
     for op, _, _, waiter in writes:
         slot = cast(Slot, waiter)
-        slot.data = slot.answers.by_outcome[int(outcome)]
+        slot.data = _not_applied(slot, outcome)
         if outcome is _CLOSING:
             slot.close = True  # the server is going away: this is the last answer
         slot.conn.counters.count_refused(op, outcome)
@@ -240,7 +307,7 @@ class Pipeline(asyncio.Protocol):
                 self._send(self._read(key, answers), answers.close)
         elif kind is Put:
             put = cast(Put, cmd)
-            self._write(_PUT, put.key, put.value, answers)
+            self._write(_PUT, put.key, put.value, answers, put.value)
         elif kind is Delete:
             self._write(_DELETE, cast(Delete, cmd).key, None, answers)
         elif kind is Clear:
@@ -314,11 +381,12 @@ class Pipeline(asyncio.Protocol):
         self._write(_EVALUATE, b"", operation, answers)
 
     def _write(self, op: Op, key: bytes, value: bytes | Txn | Scan | None,
-               answers: Answers) -> None:
+               answers: Answers, stored: bytes | None = None) -> None:
         if self._deferred:
-            self._defer(Slot(self, answers, deferred_write=(op, key, value)))
+            self._defer(Slot(self, answers, deferred_write=(op, key, value), op=op,
+                             stored=stored))
             return
-        slot = Slot(self, answers)
+        slot = Slot(self, answers, op=op, stored=stored)
         self._queue.append(slot)
         self._submit(slot, op, key, value)
 
@@ -336,15 +404,25 @@ class Pipeline(asyncio.Protocol):
     def _read(self, key: bytes, answers: Answers) -> Answer:
         """The answer to a read of ``key``, from the committed table."""
         value = self._get(key)
-        if value is None or (self._expires and self._expired(key)):
-            self.counters.reads_missing += 1
-            return answers.by_outcome[_NOT_FOUND]
-        self.counters.reads_found += 1
-        return answers.found(value)
+        if value is not None:
+            if self._expires:  # some key has a deadline: maybe this one
+                return self._read_expiring(key, value, answers)
+            self.counters.reads_found += 1
+            return answers.found(value)
+        self.counters.reads_missing += 1
+        return answers.missing()
 
-    def _expired(self, key: bytes) -> bool:
+    def _read_expiring(self, key: bytes, value: bytes, answers: Answers) -> Answer:
         deadline = self._expires.get(key)
-        return deadline is not None and deadline <= self._state.now_ms()
+        if deadline is None:
+            self.counters.reads_found += 1
+            return answers.found(value)
+        ms_left = deadline - self._state.now_ms()
+        if ms_left <= 0:
+            self.counters.reads_missing += 1
+            return answers.missing()
+        self.counters.reads_found += 1
+        return answers.found_expiring(value, ms_left)
 
     # -- sending answers ----------------------------------------------------------------
     def flush(self) -> None:

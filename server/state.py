@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from server.config import Config
-from storage import Keyspace, Op, Outcome
+from storage import Keyspace
 
 
 class Connection(Protocol):
@@ -46,21 +46,3 @@ class ServerState:
         if self.shutting_down and not self.connections:
             self.all_closed.set()
 
-
-class Counters:
-    """What one front end's connections count as they answer: plain integers only, so
-    the request path pays an addition; everything else is derived when asked."""
-
-    __slots__ = ("reads_found", "reads_missing", "refused")
-
-    def __init__(self) -> None:
-        self.reads_found = 0
-        self.reads_missing = 0
-        self.refused: dict[tuple[Op, Outcome], int] = {}
-        """Writes refused before reaching the committer (engine failed or closing),
-        by (op, outcome). Writes the committer answered are in ``Engine.stats()``."""
-
-    def count_refused(self, op: Op, outcome: Outcome) -> None:
-        """One write answered ``outcome`` without a commit group."""
-        key = (op, outcome)
-        self.refused[key] = self.refused.get(key, 0) + 1

@@ -5,6 +5,8 @@ feeds whatever it received to `RequestParser.feed` and acts on the events in ord
 
 - `ContinueExpected`: write `CONTINUE_RESPONSE` now, the client waits for it.
 - `Request`: one complete request; answer it (pipelined answers go out in order).
+  Its `conditions` carry the `If-Match` and `If-None-Match` fields, the only request
+  headers the router needs besides the framing ones.
 - `ProtocolError`: answer it (`server/http/replies.py`) and close. The parser is dead.
 
 Theory of operation. httptools (llhttp) does the HTTP parsing and de-chunking; this
@@ -58,18 +60,33 @@ _HEADER_LINE_FRAMING: Final = 4
 # frozen dataclasses cost twice as much to construct. Treat it as immutable.
 
 
+@dataclass(slots=True, frozen=True)
+class Conditions:
+    """The precondition fields of a request, as sent (RFC 9110 section 13.1).
+
+    None when the field is absent; several lines of one field are joined with ", ",
+    as RFC 9110 section 5.3 allows. The entity tags are parsed by
+    `server/http/preconditions.py`, for the requests that have them.
+    """
+
+    if_match: bytes | None = None
+    if_none_match: bytes | None = None
+
+
 @dataclass(slots=True)
 class Request:
     """A complete request. `target` is the raw request-target (path and query bytes).
 
     `keep_alive` is False for HTTP/1.0 without `Connection: keep-alive` and for
     `Connection: close`; the parser then ignores everything after this request.
+    `conditions` is None unless the request has `If-Match` or `If-None-Match`.
     """
 
     method: bytes
     target: bytes
     body: bytes
     keep_alive: bool
+    conditions: Conditions | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -115,6 +132,7 @@ class RequestParser:
         "_began_here",
         "_body_parts",
         "_body_size",
+        "_conditions",
         "_content_length",
         "_done",
         "_error",
@@ -151,6 +169,7 @@ class RequestParser:
         self._target = b""
         self._flags = 0
         self._content_length = 0
+        self._conditions: Conditions | None = None
         self._body_parts: list[bytes] = []
         self._body_size = 0
         # httptools looks the callbacks up by name on this object, once; a namespace
@@ -239,9 +258,20 @@ class RequestParser:
             return
         elif name == b"upgrade":
             self._flags |= _UPGRADE
+        elif name in {b"if-match", b"if-none-match"}:
+            self._add_condition(name, value)
+            return
         else:
             return
         self._flags |= _NOTABLE
+
+    def _add_condition(self, name: bytes, value: bytes) -> None:
+        self._flags |= _CONDITIONAL
+        old = self._conditions or _NO_CONDITIONS
+        if name == b"if-match":
+            self._conditions = Conditions(_joined(old.if_match, value), old.if_none_match)
+        else:
+            self._conditions = Conditions(old.if_match, _joined(old.if_none_match, value))
 
     def _on_headers_complete(self) -> None:
         self._in_head = False
@@ -292,7 +322,8 @@ class RequestParser:
         else:
             body = b""
         keep_alive = self._parser.should_keep_alive()
-        self._events.append(Request(self._method, self._target, body, keep_alive))
+        self._events.append(
+            Request(self._method, self._target, body, keep_alive, self._conditions))
         if not keep_alive:
             self._done = True
         # The next message begins right here.
@@ -305,15 +336,26 @@ class RequestParser:
         if self._flags:
             self._flags = 0
             self._content_length = 0
+            self._conditions = None
 
 
 # Header names that need attention, recognised by length before anything else:
-# expect (6), upgrade (7), content-length (14), transfer-encoding (17).
-_NOTABLE_NAME_LENGTHS: Final = frozenset((6, 7, 14, 17))
+# expect (6), upgrade (7), if-match (8), if-none-match (13), content-length (14),
+# transfer-encoding (17).
+_NOTABLE_NAME_LENGTHS: Final = frozenset((6, 7, 8, 13, 14, 17))
 _NOTABLE: Final = 1
 _CHUNKED: Final = 2
 _EXPECT_CONTINUE: Final = 4
 _UPGRADE: Final = 8
+_CONDITIONAL: Final = 16
+"""A precondition field was seen: only `_conditions` needs resetting, nothing checking."""
+_NO_CONDITIONS: Final = Conditions()
+
+
+def _joined(old: bytes | None, value: bytes) -> bytes:
+    """A field's value after one more line of it (RFC 9110 section 5.3: a list)."""
+    value = value.strip(b" \t")
+    return value if old is None else old + b", " + value
 
 
 def _reraise_bug(exc: BaseException) -> None:

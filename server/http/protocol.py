@@ -4,7 +4,9 @@
 Everything about order, deferral, batching, backpressure and idle connections is the
 pipeline's (``server/pipeline.py``); this module adds what is HTTP's own: keep-alive
 (a request without it is answered and the connection closed), ``100 Continue``, and
-a ``400``/``413``/``431`` that ends a connection whose bytes cannot be parsed.
+a ``400``/``413``/``431`` that ends a connection whose bytes cannot be parsed. The
+rarer routes (``router.Extended``) are handed to the service, which runs them through
+the same pipeline.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from server.http.replies import (
     Reply,
     error_response,
 )
-from server.http.router import route
+from server.http.router import Extended, route
 from server.http.service import HttpService
 from server.pipeline import Pipeline
 
@@ -62,7 +64,12 @@ class HttpConnection(Pipeline):
     def _on_request(self, req: Request) -> None:
         routed = route(req)
         keep_alive = req.keep_alive and not self._closing
-        if not self.execute(routed, _STORE_ANSWERS[keep_alive]):
-            # A Reply or an Introspect: answered by the service, and counted there.
-            other = cast(Reply | Introspect, routed)
-            self.answer(self._service.reply(req.method, other, keep_alive), close=not keep_alive)
+        if self.execute(routed, _STORE_ANSWERS[keep_alive]):
+            return
+        if type(routed) is Extended:
+            # A rarer route: the service completes it, in interpreted code.
+            self._service.extended(self, routed, req, keep_alive)
+            return
+        # A Reply or an Introspect: answered by the service, and counted there.
+        other = cast(Reply | Introspect, routed)
+        self.answer(self._service.reply(req.method, other, keep_alive), close=not keep_alive)

@@ -1,35 +1,54 @@
 """What every HTTP connection of a server shares: the pipeline's shared parts, HTTP's
-own counters, and the answers to ``/metrics``, ``/stats`` and ``/healthz``.
+own counters, the rarer routes, and the answers to ``/metrics``, ``/stats`` and
+``/healthz``.
 
 Answers are counted by method and status, the way ``walkv_http_requests_total`` shows
-them, without a count per request on the hot path: reads and committed writes are
-derived at scrape time from the neutral counters (``server.state.Counters``,
-``Engine.stats()``) through the tables in ``server/http/replies.py``; only the
-answers made on cold paths (router errors, malformed requests, introspection) are
-counted here as they happen.
+them, without a count per request on the hot path: plain reads and writes are
+derived at scrape time from the neutral counters (``server.pipeline.Counters``, and
+``Engine.stats()`` for the writes the committer refused) through the tables in
+``server/http/replies.py``; the answers made on cold paths (router errors, malformed
+requests, introspection, and every answer of the rarer routes) are counted here as
+they happen. The records a transaction or the expiry sweep wrote are effects, not
+requests, and are not counted as such.
+
+The rarer routes (``router.Extended``) are completed here, in interpreted code:
+``keyops`` (preconditions, ``?ttl=``), ``listing`` (``GET /kv``) and ``txn``
+(``POST /txn``) parse the request into a plan, and the plan runs through the
+connection's pipeline like any request. Every operation is checked against the
+engine's limits before it is handed over: the engine refuses a whole batch that
+holds an invalid one.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, Metric
 
-from server.commands import Introspect, Report
-from server.http.codec import encode_response
+from server.commands import Delete, Evaluate, Get, Introspect, Put, Report
+from server.http import keyops, listing, txn
+from server.http.codec import Request, encode_response
 from server.http.replies import (
     OP_METHODS,
+    OPERATION_TOO_LARGE,
     REPORT_TYPES,
+    STORE_ANSWERS,
+    ConditionalAnswers,
+    ConditionalRead,
+    Evaluation,
     Reply,
+    evaluated_answers,
     method_label,
     status_of,
 )
+from server.http.router import Extended, Route
 from server.introspection import Introspection, Stats, counter, gauge
-from server.pipeline import WriteBatch
-from server.state import Counters, ServerState
-from storage import Op, Outcome
+from server.pipeline import Counters, Pipeline, WriteBatch
+from server.state import ServerState
+from storage import SCAN_MAX_LIMIT, TXN_MAX_STEPS, Outcome, Scan, Txn
 
 
 class HttpService:
@@ -42,6 +61,9 @@ class HttpService:
         self.counters = Counters()
         self.replies: dict[tuple[str, int], int] = {}
         """Answers counted as they were made, by (method label, status)."""
+        self.judged_reads = [0, 0]
+        """GETs with preconditions that found nothing, and that found a value: counted
+        in ``replies`` by their real status, so not again from ``counters``."""
         self._introspection = introspection
         introspection.add(self)
 
@@ -61,6 +83,46 @@ class HttpService:
         self.count(method, routed.status)
         return routed.encode(keep_alive)
 
+    def extended(self, conn: Pipeline, ext: Extended, req: Request, keep_alive: bool) -> None:
+        """Run a request on a rarer route through ``conn``'s pipeline."""
+        plan = self._plan(ext, req)
+        if isinstance(plan, Reply):
+            self._answer_now(conn, req.method, plan, keep_alive)
+        elif not isinstance(plan, Evaluation):
+            self._run(conn, plan, keep_alive)
+        elif not _within_limits(plan.operation):
+            self._answer_now(conn, req.method, OPERATION_TOO_LARGE, keep_alive)
+        else:
+            count = functools.partial(self.count, req.method)
+            conn.execute(Evaluate(plan.operation),
+                         evaluated_answers(plan.render, keep_alive, count))
+
+    def _answer_now(self, conn: Pipeline, method: bytes, reply: Reply,
+                    keep_alive: bool) -> None:
+        # Not Reply.encode: most of these bodies say what was wrong with this request.
+        self.count(method, reply.status)
+        conn.answer(reply.encode_once(keep_alive), close=not keep_alive)
+
+    def _run(self, conn: Pipeline, plan: Put | Delete | ConditionalRead,
+             keep_alive: bool) -> None:
+        if isinstance(plan, ConditionalRead):
+            conn.execute(Get(plan.key),
+                         ConditionalAnswers(keep_alive, plan.judge, self._count_judged))
+        else:  # a plain Put or Delete after all
+            conn.execute(plan, STORE_ANSWERS[keep_alive])
+
+    def _plan(self, ext: Extended, req: Request) -> keyops.Plan:
+        if ext.route is Route.KEY:
+            return keyops.plan(req.method, ext.key, ext.query, req.conditions, req.body,
+                               self.state.now_ms())
+        if ext.route is Route.LIST:
+            return listing.plan(ext.query)
+        return txn.plan(req.body, self.state.now_ms())
+
+    def _count_judged(self, status: int, found: bool) -> None:
+        self.count(b"GET", status)
+        self.judged_reads[found] += 1
+
     def _report(self, report: Report) -> tuple[int, bytes]:
         intro = self._introspection
         if report is Report.METRICS:
@@ -79,20 +141,15 @@ class HttpService:
             if n:
                 counts[(method, status)] = counts.get((method, status), 0) + n
 
-        add("GET", status_of(Outcome.OK), self.counters.reads_found)
-        add("GET", status_of(Outcome.NOT_FOUND), self.counters.reads_missing)
-        # Writes answered by the committer are counted there, by op; an op no single
-        # method carries (an EXPIRE, a transaction's effects) is not a request, and
-        # the expiry sweep's deletes are nobody's.
-        committed = dict(stats.storage.committed)
-        committed[Op.DELETE] = committed.get(Op.DELETE, 0) - stats.storage.reaped
-        for op, n in committed.items():
-            if op in OP_METHODS:
-                add(OP_METHODS[op], status_of(Outcome.OK), n)
-        for outcome, by_op in stats.storage.refused.items():
-            for op, n in by_op.items():
-                if op in OP_METHODS:
-                    add(OP_METHODS[op], status_of(outcome), n)
+        missing, found = self.judged_reads
+        add("GET", status_of(Outcome.OK), self.counters.reads_found - found)
+        add("GET", status_of(Outcome.NOT_FOUND), self.counters.reads_missing - missing)
+        # Plain writes only: the requests answered from an evaluated operation were
+        # counted in ``replies``, by method, when they were answered.
+        for op, method in OP_METHODS.items():
+            add(method, status_of(Outcome.OK), self.counters.written[op])
+            for outcome, by_op in stats.storage.refused.items():
+                add(method, status_of(outcome), by_op.get(op, 0))
         for (op, outcome), n in self.counters.refused.items():
             if op in OP_METHODS:
                 add(OP_METHODS[op], status_of(outcome), n)
@@ -117,3 +174,11 @@ class HttpService:
         """``requests``: every answer so far, by method and status."""
         return {"requests": [{"method": m, "status": s, "count": n}
                              for (m, s), n in sorted(self.requests(stats).items())]}
+
+
+def _within_limits(operation: Txn | Scan) -> bool:
+    """The engine's limits, checked here because it refuses a whole batch that holds an
+    operation beyond them (the parsers never make one; this keeps a bug to one request)."""
+    if isinstance(operation, Scan):
+        return 1 <= operation.limit <= SCAN_MAX_LIMIT
+    return operation.size() <= TXN_MAX_STEPS

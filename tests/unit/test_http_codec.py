@@ -17,6 +17,7 @@ from server.http.codec import (
     CONTINUE_RESPONSE,
     HEADER_TOO_LARGE,
     MALFORMED,
+    Conditions,
     ContinueExpected,
     Event,
     ProtocolError,
@@ -494,6 +495,48 @@ def test_bytes_after_an_http10_request_are_ignored(feed: Feed) -> None:
     assert feed(parser(), data) == [Request(b"GET", b"/kv/a", b"", False)]
 
 
+# -- preconditions ------------------------------------------------------------------
+
+
+def test_a_request_without_preconditions_has_no_conditions(feed: Feed) -> None:
+    [req] = feed(parser(), get(b"a", b"Accept: */*", b"If-Range: x", b"Authorization: y"))
+    assert isinstance(req, Request) and req.conditions is None
+
+
+def test_if_match_and_if_none_match_are_kept_as_sent(feed: Feed) -> None:
+    data = put(b"k", b"v", b'If-Match: "a", W/"b"', b"If-None-Match:   *  ")
+    assert feed(parser(), data) == [
+        Request(b"PUT", b"/kv/k", b"v", True, Conditions(b'"a", W/"b"', b"*"))]
+
+
+@pytest.mark.parametrize("name", [b"if-match", b"IF-MATCH", b"If-match"])
+def test_precondition_names_are_case_insensitive(feed: Feed, name: bytes) -> None:
+    [req] = feed(parser(), get(b"a", name + b': "x"'))
+    assert isinstance(req, Request) and req.conditions == Conditions(if_match=b'"x"')
+
+
+def test_repeated_precondition_lines_are_one_list(feed: Feed) -> None:
+    data = get(b"a", b'If-None-Match: "x"', b"Host-Extra: 1", b'If-None-Match: "y", "z"')
+    [req] = feed(parser(), data)
+    assert isinstance(req, Request)
+    assert req.conditions == Conditions(if_none_match=b'"x", "y", "z"')
+
+
+def test_preconditions_belong_to_their_own_request_only(feed: Feed) -> None:
+    data = get(b"a", b'If-Match: "x"') + put(b"b", b"v") + get(b"c", b"If-None-Match: *")
+    assert feed(parser(), data) == [
+        Request(b"GET", b"/kv/a", b"", True, Conditions(if_match=b'"x"')),
+        Request(b"PUT", b"/kv/b", b"v", True),
+        Request(b"GET", b"/kv/c", b"", True, Conditions(if_none_match=b"*")),
+    ]
+
+
+def test_preconditions_with_a_chunked_body_and_expect(feed: Feed) -> None:
+    data = chunked(b"/kv/k", [b"ab", b"c"], b"Expect: 100-continue", b"If-None-Match: *")
+    assert feed(parser(), data) == [
+        CONTINUE_EXPECTED, Request(b"PUT", b"/kv/k", b"abc", True, Conditions(None, b"*"))]
+
+
 # -- responses ----------------------------------------------------------------------
 
 
@@ -558,8 +601,10 @@ def test_ok_empty_matches_the_encoder(keep_alive: bool) -> None:
 @pytest.mark.parametrize("keep_alive", [True, False])
 @pytest.mark.parametrize("length", [0, 1, 64 * 1024 * 1024])
 def test_ok_value_head_matches_the_encoder(keep_alive: bool, length: int) -> None:
-    expected = response_head(200, length, content_type=OCTET_STREAM, keep_alive=keep_alive)
-    assert VALUE_HEADS[keep_alive] % length == expected
+    tag = b"0123456789abcdef0123456789abcdef"
+    expected = response_head(200, length, content_type=OCTET_STREAM, keep_alive=keep_alive,
+                             headers=((b"ETag", b'"' + tag + b'"'),))
+    assert VALUE_HEADS[keep_alive] % (length, tag) == expected
 
 
 @pytest.mark.parametrize("error", [MALFORMED, BODY_TOO_LARGE, HEADER_TOO_LARGE])

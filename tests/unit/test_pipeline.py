@@ -18,10 +18,21 @@ from typing import Any
 
 import pytest
 
-from server.commands import CLEAR, Delete, Get, Put
+from server.commands import CLEAR, Delete, Evaluate, Get, Put
 from server.config import Config
-from server.state import Counters, ServerState
-from storage import EngineClosedError, EngineFailedError, Keyspace, Op, Outcome, Write
+from server.state import ServerState
+from storage import (
+    EngineClosedError,
+    EngineFailedError,
+    Keyspace,
+    Op,
+    OperationResult,
+    Outcome,
+    Page,
+    Scan,
+    Txn,
+    Write,
+)
 
 SOURCE = Path(__file__).resolve().parents[2] / "server" / "pipeline.py"
 
@@ -139,7 +150,7 @@ class Rig:
         self.state = ServerState(Config(), Keyspace(self.engine.table), self.loop,  # type: ignore[arg-type]
                                  max_connections)
         self.batch = pipeline.WriteBatch(self.loop, self.engine.submit_batch)
-        self.counters = Counters()
+        self.counters = pipeline.Counters()
 
     def connect(self) -> tuple[Any, Transport]:
         conn = LineConnection(self.state, self.batch, self.counters)
@@ -266,3 +277,101 @@ def test_shutdown_closes_once_the_answers_owed_are_sent(rig: Rig) -> None:
 def test_every_outcome_needs_an_answer() -> None:
     with pytest.raises(ValueError, match="one answer per Outcome"):
         pipeline.Answers((b"OK\n",), value_head=b"VAL %d ")
+
+
+# -- what a protocol may make of values, deadlines and evaluated operations ---------------
+
+
+class Tagged(pipeline.Answers):  # type: ignore[misc,name-defined]
+    """Answers that depend on the value, as HTTP's ETag answers do."""
+
+    def stored(self, value: bytes) -> bytes:
+        return b"STORED " + value + b"\n"
+
+    def found_expiring(self, value: bytes, ms_left: int) -> bytes:
+        return b"VAL %s EXPIRES IN %ds\n" % (value, ms_left // 1000)
+
+
+TAGGED = Tagged(ANSWERS.by_outcome, value_head=b"VAL %d ", value_tail=b"\n")
+
+
+def test_a_committed_put_is_answered_from_its_value_and_every_write_is_counted(
+        rig: Rig) -> None:
+    conn, transport = rig.connect()
+    for command in (Put(b"k", b"v"), Delete(b"k"), CLEAR, Put(b"j", b"w")):
+        conn.execute(command, TAGGED)
+    rig.loop.end_of_iteration()
+    rig.engine.commit()
+    assert transport.sent == b"STORED v\nOK\nOK\nSTORED w\n"
+    assert [rig.counters.written[op] for op in (Op.PUT, Op.DELETE, Op.CLEAR)] == [2, 1, 1]
+
+
+def test_writes_not_applied_are_not_counted_as_written(rig: Rig) -> None:
+    conn, transport = rig.connect()
+    conn.execute(Put(b"k", b"v"), TAGGED)
+    rig.loop.end_of_iteration()
+    rig.engine.commit(Outcome.NO_SPACE)
+    assert transport.sent == b"FULL\n" and sum(rig.counters.written) == 0
+
+
+def test_a_read_of_a_key_with_a_deadline_is_told_the_time_left(rig: Rig) -> None:
+    rig.engine.table.update({b"soon": b"1", b"gone": b"2", b"kept": b"3"})
+    now = rig.state.now_ms()
+    rig.state.expires.update({b"soon": now + 10_500, b"gone": now - 1})
+    conn, transport = rig.connect()
+    conn.execute(Get(b"soon"), TAGGED)
+    conn.execute(Get(b"gone"), TAGGED)
+    conn.execute(Get(b"kept"), TAGGED)
+    assert transport.sent == b"VAL 1 EXPIRES IN 10s\nNIL\nVAL 1 3\n"
+    assert (rig.counters.reads_found, rig.counters.reads_missing) == (2, 1)
+
+
+class Rendered:
+    """An Evaluate command's answers that record every call to ``render``."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Outcome, OperationResult | None]] = []
+        self.answers = pipeline.Answers(ANSWERS.by_outcome, value_head=b"",
+                                        render=self.render)
+
+    def render(self, outcome: Outcome, result: OperationResult | None) -> bytes:
+        self.calls.append((outcome, result))
+        return b"RENDERED %s\n" % outcome.name.encode()
+
+
+def test_an_evaluated_operation_is_rendered_whatever_its_outcome(rig: Rig) -> None:
+    conn, transport = rig.connect()
+    rendered = Rendered()
+    conn.execute(Put(b"k", b"v"), TAGGED)
+    conn.execute(Evaluate(Txn()), rendered.answers)
+    conn.execute(Evaluate(Txn()), rendered.answers)
+    rig.loop.end_of_iteration()
+    [batch] = rig.engine.batches
+    slots = [write[3] for write in batch]
+    page = Page([b"k"])
+    pipeline.complete_group(slots[:2], Outcome.OK, [None, page])
+    pipeline.complete_group(slots[2:], Outcome.FAILED)
+    assert transport.sent == b"STORED v\nRENDERED OK\nRENDERED FAILED\n"
+    assert rendered.calls == [(Outcome.OK, page), (Outcome.FAILED, None)]
+    assert rig.counters.written[Op.PUT] == 1 and rig.counters.written[Op.EVALUATE] == 0
+
+
+def test_an_evaluated_operation_the_engine_refuses_is_rendered_refused(rig: Rig) -> None:
+    conn, transport = rig.connect()
+    rendered = Rendered()
+    rig.engine.refuse = EngineClosedError("closing")
+    conn.execute(Evaluate(Scan()), rendered.answers)
+    rig.loop.end_of_iteration()
+    assert transport.sent == b"RENDERED CLOSING\n" and transport.closed
+    assert rendered.calls == [(Outcome.CLOSING, None)]
+
+
+def test_a_scan_behind_a_pending_write_waits_for_it(rig: Rig) -> None:
+    conn, _ = rig.connect()
+    conn.execute(Put(b"k", b"v"), TAGGED)
+    conn.execute(Evaluate(Scan()), Rendered().answers)
+    rig.loop.end_of_iteration()
+    assert [[w[0] for w in b] for b in rig.engine.batches] == [[Op.PUT]]
+    rig.engine.commit()
+    rig.loop.end_of_iteration()
+    assert [[w[0] for w in b] for b in rig.engine.batches] == [[Op.EVALUATE]]

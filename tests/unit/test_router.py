@@ -9,23 +9,29 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from server.commands import Clear, Delete, Get, Introspect, Put, Report
-from server.http.codec import Request, RequestParser
+from server.http.codec import Conditions, Request, RequestParser
 from server.http.replies import (
     CLEAR_METHOD_NOT_ALLOWED,
     INTROSPECT_METHOD_NOT_ALLOWED,
     KEY_EMPTY,
     KV_METHOD_NOT_ALLOWED,
+    LIST_METHOD_NOT_ALLOWED,
     NOT_FOUND,
+    TXN_METHOD_NOT_ALLOWED,
     VALUE_EMPTY,
     Reply,
 )
-from server.http.router import route
+from server.http.router import Extended, Route, route
 
 OTHER_METHODS = [b"POST", b"PATCH", b"HEAD", b"OPTIONS", b"TRACE"]
 
 
-def req(method: bytes, target: bytes, body: bytes = b"") -> Request:
-    return Request(method, target, body, True)
+def req(method: bytes, target: bytes, body: bytes = b"",
+        conditions: Conditions | None = None) -> Request:
+    return Request(method, target, body, True, conditions)
+
+
+IF_MATCH = Conditions(if_match=b'"abc"')
 
 
 # -- /kv/{key} ----------------------------------------------------------------------
@@ -111,6 +117,71 @@ def test_any_percent_encoded_key_round_trips(key: bytes) -> None:
     assert route(req(b"PUT", target, b"v")) == Put(key, b"v")
 
 
+# -- /kv/{key} with a query or preconditions: handed to keyops -------------------------
+
+
+@pytest.mark.parametrize(("target", "key", "query"), [
+    (b"/kv/a?ttl=30", b"a", b"ttl=30"),
+    (b"/kv/a%2Fb?ttl=0.5&x=1", b"a/b", b"ttl=0.5&x=1"),
+    (b"/kv/a?ttl=1#frag", b"a", b"ttl=1"),
+    (b"http://h:1/kv/a?ttl=2", b"a", b"ttl=2"),
+])
+def test_put_with_a_query_is_extended_with_the_decoded_key_and_raw_query(
+        target: bytes, key: bytes, query: bytes) -> None:
+    assert route(req(b"PUT", target, b"v")) == Extended(Route.KEY, key, query)
+
+
+@pytest.mark.parametrize("method", [b"GET", b"PUT", b"DELETE"])
+@pytest.mark.parametrize("conditions", [IF_MATCH, Conditions(if_none_match=b"*")])
+def test_preconditions_on_a_key_are_extended(method: bytes, conditions: Conditions) -> None:
+    assert route(req(method, b"/kv/k?q", b"v", conditions)) == Extended(Route.KEY, b"k", b"q")
+
+
+@pytest.mark.parametrize(("method", "command"), [(b"GET", Get(b"a")), (b"DELETE", Delete(b"a"))])
+def test_a_query_without_preconditions_means_nothing_to_get_and_delete(
+        method: bytes, command: object) -> None:
+    assert route(req(method, b"/kv/a?ttl=30")) == command
+
+
+def test_empty_key_and_value_are_refused_before_the_query_and_preconditions() -> None:
+    assert route(req(b"PUT", b"/kv/?ttl=1", b"v", IF_MATCH)) == KEY_EMPTY
+    assert route(req(b"PUT", b"/kv/a?ttl=1", b"", IF_MATCH)) == VALUE_EMPTY
+    assert route(req(b"GET", b"/kv/", b"", IF_MATCH)) == KEY_EMPTY
+
+
+@pytest.mark.parametrize("method", OTHER_METHODS)
+def test_preconditions_do_not_change_the_allowed_methods(method: bytes) -> None:
+    assert route(req(method, b"/kv/a", b"v", IF_MATCH)) == KV_METHOD_NOT_ALLOWED
+
+
+# -- /kv (the listing) and /txn ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(("target", "query"), [
+    (b"/kv", b""), (b"/kv?prefix=a&limit=2", b"prefix=a&limit=2"),
+    (b"/kv?cursor=x#frag", b"cursor=x"), (b"http://h/kv?values=true", b"values=true")])
+def test_get_kv_without_a_slash_is_the_listing(target: bytes, query: bytes) -> None:
+    assert route(req(b"GET", target)) == Extended(Route.LIST, b"", query)
+
+
+@pytest.mark.parametrize("target", [b"/txn", b"/txn?x=1", b"http://h/txn"])
+def test_post_txn_is_a_transaction(target: bytes) -> None:
+    assert route(req(b"POST", target, b"{}")) == Extended(Route.TXN)
+
+
+@pytest.mark.parametrize(("target", "method", "reply", "allow"), [
+    (target, method, reply, allow)
+    for target, allowed, reply, allow in [
+        (b"/kv?prefix=a", b"GET", LIST_METHOD_NOT_ALLOWED, b"GET"),
+        (b"/txn", b"POST", TXN_METHOD_NOT_ALLOWED, b"POST")]
+    for method in [b"GET", b"PUT", b"DELETE", b"POST", b"PATCH", b"HEAD"] if method != allowed])
+def test_other_methods_on_the_listing_and_txn_are_405(target: bytes, method: bytes,
+                                                      reply: Reply, allow: bytes) -> None:
+    routed = route(req(method, target, b"{}"))
+    assert routed == reply
+    assert isinstance(routed, Reply) and routed.headers == ((b"Allow", allow),)
+
+
 # -- /clear -------------------------------------------------------------------------
 
 
@@ -128,9 +199,11 @@ def test_other_methods_on_clear_are_not_allowed(method: bytes) -> None:
 
 OTHER_PATHS = [
     b"/",
-    b"/kv",
-    b"/kv?x=/kv/a",
+    b"/kvv",
     b"/kvx/a",
+    b"/kv%2F",
+    b"/txn/",
+    b"/Txn",
     b"/KV/a",
     b"/%6Bv/a",
     b"/clear/",
@@ -237,6 +310,11 @@ def test_wire_requests_route_to_commands_in_order() -> None:
         b"GET /clear HTTP/1.1\r\n\r\n"
         b"DELETE /clear HTTP/1.1\r\n\r\n"
         b"GET /nope HTTP/1.1\r\n\r\n"
+        b"PUT /kv/t?ttl=1 HTTP/1.1\r\nContent-Length: 1\r\n\r\nx"
+        b"GET /kv/c HTTP/1.1\r\nIf-None-Match: \"x\"\r\n\r\n"
+        b"GET /kv?prefix=a HTTP/1.1\r\n\r\n"
+        b"POST /txn HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}"
+        b"GET /kv/c HTTP/1.1\r\n\r\n"
     )
     assert routed(data) == [
         Put(b"user:1", b"\x00\x01\x02"),
@@ -248,4 +326,9 @@ def test_wire_requests_route_to_commands_in_order() -> None:
         CLEAR_METHOD_NOT_ALLOWED,
         Clear(),
         NOT_FOUND,
+        Extended(Route.KEY, b"t", b"ttl=1"),
+        Extended(Route.KEY, b"c"),
+        Extended(Route.LIST, b"", b"prefix=a"),
+        Extended(Route.TXN),
+        Get(b"c"),
     ]
