@@ -15,8 +15,9 @@ not-found, evaluation treats it as absent, listings skip it. Its memory (and a D
 in the log, so that no clock step can bring it back) follow when the committer next
 touches it or when the sweep finds it in ``_deadlines``, a heap of (deadline, key)
 with stale entries skipped. Time is ``now_ms``: the wall clock, but never earlier than
-the commit time of any group in the log, so a clock stepping backwards cannot make an
-expired key visible again.
+the commit time of any group in the log, so once the sweep has logged a key's DELETE
+(within a tenth of a second) no clock step can make it visible again; a clock that
+steps back further than that inside that tenth of a second can, until the sweep runs.
 
 Order. ``order`` holds keys in byte order for listings (a ``SortedList``, ~2.6 us per
 insertion here). Keeping it current on every write would cost a busy server that never
@@ -214,15 +215,15 @@ class Keyspace:
     def due(self, now: int, limit: int) -> list[bytes]:
         """Up to ``limit`` keys whose deadline passed at ``now`` (each listed once)."""
         heap, expires = self._deadlines, self.expires
-        found: list[bytes] = []
+        found: dict[bytes, None] = {}  # a deadline set twice is in the heap twice
         while heap and heap[0][0] <= now and len(found) < limit:
             deadline, key = heapq.heappop(heap)
             if expires.get(key) == deadline:
-                found.append(key)
+                found[key] = None
         if len(heap) > 2 * len(expires) + 4096:
             self._deadlines = [(d, k) for k, d in expires.items()]
             heapq.heapify(self._deadlines)
-        return found
+        return list(found)
 
     def image(self) -> tuple[dict[bytes, bytes], dict[bytes, int], int]:
         """A copy of (values, expires, clock floor), for a snapshot written by a thread."""

@@ -1,13 +1,14 @@
 """Random sequences of every engine operation against a model of the documented semantics.
 
-The model is two dicts (the committed table, whose expired keys stay until the sweep or
-a write removes them, and the deadlines) plus the latest commit time: the clock expiry
-is judged by is the wall clock, never below the time of the last group that wrote a
-frame. A group that changes nothing writes no frame and leaves that time alone, which
-is why the model follows which operations record effects.
+The model is the committed table (expired keys stay in it until the sweep or a write
+removes them), the deadlines, and the latest commit time. Expiry is judged by the wall
+clock, but never below the commit time of the last group that wrote a frame; a group
+that changes nothing writes no frame and leaves that time alone, so the model follows
+which operations record effects. Operations of one commit group see the group's
+earlier writes; a Scan lists the state the previous group left.
 
 The wall clock is the test's: it moves forwards past deadlines and steps backwards.
-The background sweeper is held off, and the sweep runs when the machine says so.
+The background sweeper is held off; the sweep runs when the machine says so.
 """
 
 from __future__ import annotations
@@ -480,7 +481,6 @@ def test_engine_agrees_with_the_model_over_random_operations() -> None:
     run_state_machine_as_test(KeyspaceMachine, settings=SETTINGS)
 
 
-@pytest.mark.xfail(strict=True, reason="a deadline set twice puts the key in the sweep twice")
 def test_a_sweep_counts_each_expired_key_once(clock: Clock) -> None:
     engine = Engine.open(ROOT, EngineOptions(checkpoint_bytes=0), fs=MemFileSystem())
     try:
