@@ -326,7 +326,7 @@ class Committer:
             return
         space = self._keyspace
         now = space.now_ms()
-        keys = [k for k in space.due(now, SWEEP_KEYS) if not space.live(k, now)]
+        keys = space.due(now, SWEEP_KEYS)  # each holds a value, past its deadline
         if not keys:
             return
         outcome = self._durable(bytes([_DELETE]) * len(keys), keys, [None] * len(keys), None,

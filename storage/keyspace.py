@@ -164,8 +164,7 @@ class Keyspace:
 
     def _note_fresh(self, keys: Sequence[bytes]) -> None:
         self._fresh.extend(keys)
-        if len(self._fresh) > 2 * len(self.values) + 4096:
-            self._prune_notes()
+        self._prune_notes()
 
     def _prune_notes(self) -> None:
         # Notes about keys that are no longer there (or were noted twice) are dropped,
