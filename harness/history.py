@@ -298,7 +298,9 @@ class KeyspaceModel:
             joined = (self.lookup(step.key) or b"") + step.suffix
             self._set(step.key, (joined, self._live_deadline(step.key)))
             return len(joined)
-        return self._expire(step)
+        if isinstance(step, Expire):
+            return self._expire(step)
+        raise TypeError(f"the model has no {type(step).__name__} step")
 
     def _store(self, step: Store) -> Value:
         old = self.lookup(step.key)
@@ -320,6 +322,9 @@ class KeyspaceModel:
         value = self.lookup(step.key)
         if value is None:
             return False
+        if step.deadline is not None and step.deadline <= self.now:
+            self._remove(step.key)  # an expiry already past deletes the key
+            return True
         self._set(step.key, (value, step.deadline))
         return True
 
@@ -383,7 +388,7 @@ def _describe_compare(compare: Compare) -> str:
 
 
 def _describe_step(step: Step, now: int) -> str:
-    key = repr(step.key)
+    key = repr(getattr(step, "key", b""))
     if isinstance(step, Store):
         ttl = " keeping its deadline" if step.keep_ttl else _describe_deadline(step.deadline, now)
         return f"store {key} = {short(step.value, 16)}{ttl}"

@@ -212,7 +212,12 @@ class Committer:
                     carry = item
                     break
                 writes += item
-            self._commit_writes(writes)
+            try:
+                self._commit_writes(writes)
+            except Exception as exc:  # a bug here must fail the engine, not hang it
+                log.exception("internal error while committing a group")
+                self.fail(f"internal error while committing a group: {exc!r}")
+                self._sink([w[3] for w in writes], Outcome.FAILED, None)
 
     def _commit_writes(self, writes: list[Write]) -> None:
         # Column-wise, the frame's layout, in C: no per-write Python code here.
@@ -271,7 +276,7 @@ class Committer:
             return
         outcome = self._durable(bytes(evaluation.ops), evaluation.keys, evaluation.values,
                                 evaluation.deadlines if evaluation.timed else None,
-                                evaluation.now)
+                                evaluation.now, touched=True)
         if outcome is not _OK:
             self._refuse(bytes(w[0] for w in writes), outcome)
         self._sink(waiters, outcome, results if outcome is _OK else None)
@@ -279,8 +284,11 @@ class Committer:
             self._after_commit()
 
     def _durable(self, ops: bytes, keys: Sequence[bytes], values: Sequence[bytes | None],
-                 deadlines: Sequence[int | None] | None, time_ms: int) -> Outcome:
-        """Write one frame of effects with one synced write, then apply it."""
+                 deadlines: Sequence[int | None] | None, time_ms: int,
+                 touched: bool = False) -> Outcome:
+        """Write one frame of effects with one synced write, then apply it.
+
+        ``touched``: the evaluation already marked the watchers of these keys."""
         if self.failed is not None:
             return Outcome.FAILED
         frame = encode_group(self.next_lsn, ops, keys, values, deadlines, time_ms)
@@ -306,7 +314,7 @@ class Committer:
             self.out_of_space = False
             log.warning("disk space is back: writes are accepted again",
                         extra={"fields": {"event": "space_back"}})
-        self._keyspace.apply(ops, keys, values, deadlines, time_ms)
+        self._keyspace.apply(ops, keys, values, deadlines, time_ms, touch=not touched)
         if ops.count(_PUT) != count:
             stats.deletes += ops.count(_DELETE)
             stats.clears += ops.count(_CLEAR)

@@ -71,6 +71,13 @@ class Keyspace:
         self.order: SortedList[bytes] = _sorted_list(self.values, values_sorted)
         self._fresh: list[bytes] = []
         self._gone: list[bytes] = []
+        self.watchers: dict[bytes, set[int]] = {}
+        """Watched keys (Redis's WATCH) -> the watchers' ids. Not persisted: a watch
+        lives as long as its connection."""
+        self.watching: dict[int, set[bytes]] = {}
+        """Watcher id -> the keys it watches."""
+        self.dirty: set[int] = set()
+        """Watchers one of whose keys a write touched since they began watching it."""
 
     def __len__(self) -> int:
         return len(self.values)
@@ -103,9 +110,12 @@ class Keyspace:
 
     # -- changes (committer thread, or recovery) ------------------------------------------
     def apply(self, ops: bytes, keys: Sequence[bytes], values: Sequence[bytes | None],
-              deadlines: Sequence[int | None] | None, time_ms: int) -> None:
+              deadlines: Sequence[int | None] | None, time_ms: int,
+              touch: bool = True) -> None:
         """Apply records (given column-wise, in log order) committed at ``time_ms``."""
         self.clock_floor = max(self.clock_floor, time_ms)
+        if touch and self.watchers:
+            self._touch(ops, keys)
         table = self.values
         before = len(table)
         if deadlines is None and ops.count(_PUT) == len(ops):
@@ -153,6 +163,32 @@ class Keyspace:
         expires = self.expires
         for key in expires.keys() & set(keys):
             del expires[key]
+
+    def _touch(self, ops: bytes, keys: Sequence[bytes]) -> None:
+        """Mark the watchers of the keys these records change (``touch=False``: the
+        group's evaluation did, record by record, in commit order)."""
+        for op, key in zip(ops, keys, strict=True):
+            if op == _CLEAR:  # touches the watched keys that existed
+                for watched, ids in self.watchers.items():
+                    if watched in self.values:
+                        self.dirty.update(ids)
+            elif key in self.watchers:
+                self.dirty.update(self.watchers[key])
+
+    def watch(self, watcher: int, key: bytes) -> None:
+        """``watcher`` watches ``key`` from now on."""
+        self.watchers.setdefault(key, set()).add(watcher)
+        self.watching.setdefault(watcher, set()).add(key)
+
+    def unwatch(self, watcher: int) -> None:
+        """``watcher`` watches nothing, and is clean again."""
+        for key in self.watching.pop(watcher, ()):
+            ids = self.watchers.get(key)
+            if ids is not None:
+                ids.discard(watcher)
+                if not ids:
+                    del self.watchers[key]
+        self.dirty.discard(watcher)
 
     def _clear(self) -> None:
         self.values.clear()

@@ -48,7 +48,7 @@ from server.http.router import Extended, Route
 from server.introspection import Introspection, Stats, counter, gauge
 from server.pipeline import Counters, Pipeline, WriteBatch
 from server.state import ServerState
-from storage import SCAN_MAX_LIMIT, TXN_MAX_STEPS, Outcome, Scan, Txn
+from storage import InvalidOperationError, Outcome, Scan, Txn, check_operation
 
 
 class HttpService:
@@ -90,7 +90,7 @@ class HttpService:
             self._answer_now(conn, req.method, plan, keep_alive)
         elif not isinstance(plan, Evaluation):
             self._run(conn, plan, keep_alive)
-        elif not _within_limits(plan.operation):
+        elif not _valid(plan.operation):
             self._answer_now(conn, req.method, OPERATION_TOO_LARGE, keep_alive)
         else:
             count = functools.partial(self.count, req.method)
@@ -176,9 +176,11 @@ class HttpService:
                              for (m, s), n in sorted(self.requests(stats).items())]}
 
 
-def _within_limits(operation: Txn | Scan) -> bool:
-    """The engine's limits, checked here because it refuses a whole batch that holds an
-    operation beyond them (the parsers never make one; this keeps a bug to one request)."""
-    if isinstance(operation, Scan):
-        return 1 <= operation.limit <= SCAN_MAX_LIMIT
-    return operation.size() <= TXN_MAX_STEPS
+def _valid(operation: Txn | Scan) -> bool:
+    """The engine's own check, made here because it refuses a whole batch that holds an
+    invalid operation (the parsers never make one; this keeps a bug to one request)."""
+    try:
+        check_operation(operation)
+    except InvalidOperationError:
+        return False
+    return True

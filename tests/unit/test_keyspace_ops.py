@@ -42,7 +42,7 @@ from storage.format import (
     segment_name,
     snapshot_name,
 )
-from storage.ops import NOT_AN_INTEGER, OVERFLOW, TXN_MAX_STEPS
+from storage.ops import NOT_AN_INTEGER, OPERATION_MAX_STEPS, OVERFLOW
 from storage.testing.memfs import MemFileSystem
 
 ROOT = "/db"
@@ -246,7 +246,7 @@ def test_operations_that_change_nothing_write_no_frame(engine: Engine) -> None:
 
 
 @pytest.mark.parametrize("bad", [
-    Txn(then=tuple(Store(b"k%d" % i, b"v") for i in range(TXN_MAX_STEPS + 1))),
+    Txn(then=tuple(Fetch(b"k") for _ in range(OPERATION_MAX_STEPS + 1))),
     Txn(then=(Store("text", b"v"),)),  # type: ignore[arg-type]
     Txn(then=(Store(b"k", b"v", deadline=-1),)),
     Txn(then=(Add(b"k", 1 << 64),)),
