@@ -8,7 +8,8 @@ passes there:
   reaches every process it started (a forked snapshot child included).
 - Ready means the first accepted TCP connection to 127.0.0.1:P, polled every 100 ms
   for at most 15 s from process start (the lsfr rule; the server's own code must not
-  poll, but a black-box harness has nothing else to wait on).
+  poll, but a black-box harness has nothing else to wait on). A server that also
+  serves the Redis protocol (``--resp-port``) is ready once both ports accept.
 - A crash is SIGKILL to the whole group; a clean stop is SIGTERM to the group, up to
   15 s for exit, then SIGKILL.
 
@@ -45,6 +46,10 @@ STOP_TIMEOUT_S = 15.0
 
 # Printed on stderr by a server started with --port=0 once it accepts connections.
 LISTENING_RE = re.compile(r"listening on http://(?P<host>\[[^\]]*\]|[^\s:/]+):(?P<port>\d+)")
+
+# The same for the Redis-protocol listener of a server started with --resp-port=0.
+RESP_LISTENING_RE = re.compile(
+    r"listening on redis://(?P<host>\[[^\]]*\]|[^\s:/]+):(?P<port>\d+)")
 
 # Bind addresses that are reachable through 127.0.0.1.
 _LOOPBACK_REACHABLE = frozenset({"127.0.0.1", "0.0.0.0", "localhost"})
@@ -109,6 +114,10 @@ class ServerProcess:
     ``port=None`` picks a free port once, so restarts reuse it (as lsfr does);
     ``port=0`` lets the server choose and learns the port from its stderr line
     ``listening on http://HOST:PORT``.
+
+    ``resp_port`` also serves the Redis protocol (``--resp-port``): None (the
+    default) leaves it off, 0 lets the server choose and learns the port from
+    ``listening on redis://HOST:PORT`` on every start, any other value is used as is.
     """
 
     def __init__(
@@ -118,6 +127,7 @@ class ServerProcess:
         *,
         log_dir: str | os.PathLike[str],
         port: int | None = None,
+        resp_port: int | None = None,
         host: str | None = None,
         extra_args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
@@ -129,6 +139,9 @@ class ServerProcess:
         self.log_dir = Path(log_dir)
         self.requested_port = free_port() if port is None else port
         self.port = self.requested_port
+        self.requested_resp_port = resp_port
+        self.resp_port = resp_port
+        """The RESP port of the current run (None: RESP off; 0: not learnt yet)."""
         self.host = host
         self.extra_args = tuple(extra_args)
         self.env = dict(env) if env is not None else None
@@ -157,6 +170,16 @@ class ServerProcess:
         return f"http://{self.connect_host}:{self.port}"
 
     @property
+    def resp_address(self) -> tuple[str, int]:
+        """``(host, port)`` of the Redis-protocol listener of the running server.
+
+        Raises RuntimeError if this server was made without ``resp_port``.
+        """
+        if self.resp_port is None:
+            raise RuntimeError(f"{self.name} does not serve RESP (no resp_port given)")
+        return self.connect_host, self.resp_port
+
+    @property
     def pid(self) -> int | None:
         """PID of the group leader of the current run (None before the first spawn)."""
         return None if self._proc is None else self._proc.pid
@@ -177,6 +200,8 @@ class ServerProcess:
         argv.append(f"--working-dir={self.working_dir}")
         if self.host is not None:
             argv.append(f"--host={self.host}")
+        if self.resp_port is not None:
+            argv.append(f"--resp-port={self.resp_port}")
         argv.extend(self.extra_args)
         return argv
 
@@ -189,6 +214,7 @@ class ServerProcess:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.starts += 1
         self.port = self.requested_port
+        self.resp_port = self.requested_resp_port
         self.ready_seconds = None
         self.stdout_path = self.log_dir / f"{self.name}-{self.starts}.stdout.log"
         self.stderr_path = self.log_dir / f"{self.name}-{self.starts}.stderr.log"
@@ -205,7 +231,7 @@ class ServerProcess:
             )
 
     def wait_ready(self) -> float:
-        """Block until the port accepts a connection; return seconds since spawn.
+        """Block until the port (and the RESP port, if any) accepts; return seconds since spawn.
 
         Raises ServerStartError (after killing the group) if the process exits first
         or the deadline ``ready_timeout`` from process start passes.
@@ -215,7 +241,7 @@ class ServerProcess:
         while True:
             if proc.poll() is not None:
                 raise self._start_error("server exited before accepting connections")
-            if self._learn_port() and port_accepts(self.connect_host, self.port):
+            if self._learn_ports() and self._ports_accept():
                 self.ready_seconds = time.monotonic() - self._started_at
                 return self.ready_seconds
             remaining = deadline - time.monotonic()
@@ -229,15 +255,17 @@ class ServerProcess:
         self.spawn()
         return self.wait_ready()
 
-    def _learn_port(self) -> bool:
-        """With port 0, read the chosen port from stderr; True once it is known."""
-        if self.port != 0:
-            return True
-        match = LISTENING_RE.search(self.stderr_text())
-        if match is None:
-            return False
-        self.port = int(match.group("port"))
-        return True
+    def _learn_ports(self) -> bool:
+        """Read the ports the server chose (those given as 0) from stderr; True once known."""
+        if self.port == 0:
+            self.port = _announced_port(LISTENING_RE, self.stderr_text())
+        if self.resp_port == 0:
+            self.resp_port = _announced_port(RESP_LISTENING_RE, self.stderr_text())
+        return self.port != 0 and self.resp_port != 0
+
+    def _ports_accept(self) -> bool:
+        ports = [self.port] if self.resp_port is None else [self.port, self.resp_port]
+        return all(port_accepts(self.connect_host, port) for port in ports)
 
     def _start_error(self, reason: str) -> ServerStartError:
         proc = self._require_proc()
@@ -315,6 +343,12 @@ class ServerProcess:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _announced_port(pattern: re.Pattern[str], stderr: str) -> int:
+    """The port in the first line of ``stderr`` matching ``pattern``, 0 if none yet."""
+    match = pattern.search(stderr)
+    return 0 if match is None else int(match.group("port"))
 
 
 def _read_text(path: Path) -> str:

@@ -31,6 +31,8 @@ from server.http.service import HttpService
 from server.introspection import Introspection
 from server.logs import configure_logging, event
 from server.pipeline import Slot, WriteBatch, complete_group
+from server.resp.protocol import RespConnection
+from server.resp.service import RespService
 from server.state import ServerState
 from storage import (
     CorruptionError,
@@ -122,14 +124,19 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 async def serve(config: Config, engine: Engine, sock: socket.socket,
-                stop: asyncio.Event | None = None) -> None:
-    """Listen, serve until SIGTERM/SIGINT (or ``stop`` is set), then drain connections."""
+                stop: asyncio.Event | None = None,
+                resp_sock: socket.socket | None = None) -> None:
+    """Listen, serve until SIGTERM/SIGINT (or ``stop`` is set), then drain connections.
+
+    ``resp_sock``: also serve the Redis protocol there, over the same engine, state
+    and write batch (one group commit for both protocols)."""
     loop = asyncio.get_running_loop()
     fd_limit = raise_fd_limit()
     max_conn = config.max_connections or max(64, fd_limit - _FD_RESERVE)
     state = ServerState(config, engine.keyspace, loop, max_conn)
-    http = HttpService(state, WriteBatch(loop, engine.submit_batch),
-                       Introspection(state, engine))
+    batch = WriteBatch(loop, engine.submit_batch)
+    introspection = Introspection(state, engine)
+    http = HttpService(state, batch, introspection)
     if stop is None:
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -140,8 +147,17 @@ async def serve(config: Config, engine: Engine, sock: socket.socket,
     host, port = sock.getsockname()[:2]
     log.info("listening on http://%s:%d (max %d connections)", host, port, max_conn,
              extra=event("listening"))
+    servers = [server]
+    if resp_sock is not None:
+        resp_host, resp_port = resp_sock.getsockname()[:2]
+        resp = RespService(state, batch, introspection, engine.keyspace.values, resp_port)
+        servers.append(await loop.create_server(lambda: RespConnection(resp), sock=resp_sock,
+                                                backlog=config.backlog))
+        log.info("listening on redis://%s:%d (RESP2/RESP3, same keyspace)", resp_host,
+                 resp_port, extra=event("listening", protocol="resp"))
     await stop.wait()
-    server.close()
+    for listener in servers:
+        listener.close()
     await drain(state, config.shutdown_timeout)
     # Engine.close commits anything still queued and writes a snapshot; run it off the
     # loop so the loop stays free to deliver the last commit groups' answers.
@@ -183,10 +199,12 @@ def run(config: Config, request_path: str) -> int:
         log.info("%s", report.line(), extra=event("recovery", recovery=report.to_dict()))
         try:
             sock = bind_socket(config.host, config.port)
+            resp_sock = (None if config.resp_port is None
+                         else bind_socket(config.host, config.resp_port))
         except StartupError:
             engine.close()
             raise
-        loop.run_until_complete(serve(config, engine, sock))
+        loop.run_until_complete(serve(config, engine, sock, resp_sock=resp_sock))
     finally:
         loop.close()
     log.info("stopped cleanly", extra=event("stopped"))

@@ -23,6 +23,8 @@ class Config:
     """Address to listen on (loopback unless told otherwise)."""
     port: int = 8080
     """TCP port; 0 picks a free one (printed in the 'listening on' line)."""
+    resp_port: int | None = None
+    """TCP port for the Redis protocol on the same host; 0 picks a free one; None: off."""
     working_dir: str = "./data"
     """All state lives here (created if missing, locked while the server runs)."""
     max_value_bytes: int = 64 * MiB
@@ -117,10 +119,14 @@ _seconds = _number(float, 0.001, None, "number of seconds")
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser (also used to render --help)."""
     d = Config()
-    p = _Parser(prog="walkv", description="walkv: a crash-durable key-value server over HTTP.")
+    p = _Parser(prog="walkv", description="walkv: a crash-durable key-value server over HTTP "
+                                          "and the Redis protocol.")
     a = p.add_argument
     a("--host", default=d.host, help=f"address to listen on (default {d.host})")
     a("--port", type=_port, default=d.port, help=f"TCP port, 0 for any (default {d.port})")
+    a("--resp-port", type=_port, default=d.resp_port,
+      help="also serve the Redis protocol (RESP2/RESP3) on this TCP port, 0 for any "
+           "(default: off)")
     a("--working-dir", default=d.working_dir,
       help=f"directory holding all state, created if missing (default {d.working_dir})")
     a("--max-value-bytes", type=_size, default=d.max_value_bytes,

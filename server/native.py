@@ -27,6 +27,9 @@ NATIVE_MODULES: Final = (
     "server.http.replies",
     "server.http.router",
     "server.http.protocol",
+    "server.resp.codec",
+    "server.resp.replies",
+    "server.resp.protocol",
 )
 """The modules that are compiled: the per-request code."""
 NATIVE_GROUP: Final = "walkv_native"

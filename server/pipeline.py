@@ -153,24 +153,27 @@ class Slot:
     """A place in a connection's answer queue.
 
     ``data`` is the answer once known. A deferred request has not run yet: a read has
-    ``deferred_read`` (its key) set, a write ``deferred_write``, and either runs when it
-    reaches the head of the queue. A submitted write's slot is the waiter the storage
+    ``deferred_read`` (its key) or ``deferred_call`` (a function computing its answer)
+    set, a write ``deferred_write``, and each runs when it reaches the head of the
+    queue. A submitted write's slot is the waiter the storage
     engine hands back when its group commits; ``op`` is the write's, and ``stored``
     the value a PUT stores (None for other writes).
     """
 
-    __slots__ = ("answers", "close", "conn", "data", "deferred_read", "deferred_write", "op",
-                 "stored")
+    __slots__ = ("answers", "close", "conn", "data", "deferred_call", "deferred_read",
+                 "deferred_write", "op", "stored")
 
     def __init__(self, conn: Pipeline, answers: Answers, data: Answer | None = None,
                  deferred_read: bytes | None = None,
                  deferred_write: tuple[Op, bytes, bytes | Txn | Scan | None] | None = None,
-                 op: Op = _EVALUATE, stored: bytes | None = None) -> None:
+                 op: Op = _EVALUATE, stored: bytes | None = None,
+                 deferred_call: Callable[[], Answer] | None = None) -> None:
         self.conn = conn
         self.answers = answers
         self.close = answers.close
         self.data = data
         self.deferred_read = deferred_read
+        self.deferred_call = deferred_call
         self.deferred_write = deferred_write
         self.op = op
         self.stored = stored
@@ -318,6 +321,15 @@ class Pipeline(asyncio.Protocol):
             return False
         return True
 
+    def compute(self, read: Callable[[], Answer]) -> None:
+        """A read of the committed state that is not a plain key lookup: ``read()``
+        makes its answer, now or, behind this connection's earlier requests, when it
+        reaches the head of the queue (so it sees this connection's own writes)."""
+        if self._queue or self._peer_full:
+            self._defer(Slot(self, _IMMEDIATE, deferred_call=read))
+        else:
+            self._send(read(), False)
+
     def answer(self, data: bytes, close: bool) -> None:
         """An answer known now: send it, or queue it behind earlier ones."""
         if self._queue:
@@ -437,6 +449,9 @@ class Pipeline(asyncio.Protocol):
                 if slot.deferred_read is not None:
                     self._deferred -= 1
                     data = self._read(slot.deferred_read, slot.answers)
+                elif slot.deferred_call is not None:
+                    self._deferred -= 1
+                    data = slot.deferred_call()
                 elif slot.deferred_write is not None:
                     self._deferred -= 1
                     op, key, value = slot.deferred_write
