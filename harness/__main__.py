@@ -3,9 +3,11 @@
 Verbs:
   load       N keep-alive connections issuing requests back to back for S seconds
   burst      many PUTs at once, each on its own new connection
-  crash      SIGKILL torture of a server started from run.sh, with file damage
+  crash      SIGKILL torture of a server started from run.sh, with file damage (HTTP or
+             the Redis protocol)
   powerloss  power cuts at every fsync boundary of the engine, in-process
   bench      start targets and measure throughput, latency, memory, restart, checkpoints
+             (or, with --protocol resp, walkv against Redis with redis-benchmark)
 
 Each verb is one ``add_parser`` call plus one handler; ``bench`` has many options and
 registers itself (``harness.bench.cli.add_bench_parser``).
@@ -24,7 +26,15 @@ from pathlib import Path
 from harness.bench.cli import add_bench_parser
 from harness.burst import burst_items, burst_put, raise_nofile_limit
 from harness.crash.damage import DamageKind
-from harness.crash.torture import WALKV_SERVER_ARGS, CrashConfig, CrashStats, Mode, run_crash
+from harness.crash.resp import RespCrashLoop
+from harness.crash.torture import (
+    WALKV_SERVER_ARGS,
+    CrashConfig,
+    CrashLoop,
+    CrashStats,
+    Mode,
+    run_crash,
+)
 from harness.errors import HarnessError
 from harness.eventloop import run_async
 from harness.load import LoadConfig, LoadOp, run_load
@@ -131,8 +141,14 @@ def _crash(args: argparse.Namespace) -> int:
             bar.advance(status=f"{stats.acked_ops:,} acked, "
                         f"{sum(stats.violations.values())} violations")
 
-        report = run_async(run_crash(config, args.work_dir, on_cycle, keep=args.keep))
+        loop_class = CRASH_LOOPS[args.protocol]
+        report = run_async(run_crash(config, args.work_dir, on_cycle, keep=args.keep,
+                                     loop_class=loop_class))
     return _finish(report, args)
+
+
+CRASH_LOOPS: dict[str, type[CrashLoop]] = {"http": CrashLoop, "resp": RespCrashLoop}
+"""``crash --protocol``: which protocol the clients speak to the target."""
 
 
 def _powerloss(args: argparse.Namespace) -> int:
@@ -187,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     crash.add_argument("--target", type=Path, default=REPO,
                        help="directory with the run.sh to test (default: this checkout)")
     crash.add_argument("--cycles", type=_positive_int, default=200, help="kill/restart cycles")
+    crash.add_argument("--protocol", choices=list(CRASH_LOOPS), default="http",
+                       help="what the clients speak: http (default) or resp (the server "
+                       "is started with --resp-port; SET, DEL, INCRBY, EXPIRE, MSET, "
+                       "MULTI/EXEC)")
     crash.add_argument("--clients", type=_positive_int, default=32,
                        help="keep-alive connections in concurrent cycles")
     crash.add_argument("--keys", type=_positive_int, default=1000, help="key-space size")

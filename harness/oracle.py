@@ -60,6 +60,21 @@ whose deadline surely passed before the reads began must read as absent (else
 either way. ``deadline_violations`` compares the time to live a read reports with
 the deadline the value was written with (*wrong deadline*: lost, or invented).
 
+Expiry set on a key (Redis's EXPIRE). ``sent_expire`` records an op that gives the
+key's current value a deadline and leaves the value as it is. It is in the key's
+history but never supersedes anything (the value it found stays allowed); while it is
+not superseded by a write acknowledged after its answer, the key may read as absent
+once its deadline may have passed (``may_expire``). ``next_round`` carries that
+"may be gone from then on" into the next round's initial state. ``expire_violations``
+checks the deadlines read back: a value an acknowledged EXPIRE surely reached must
+carry a deadline, and a value no EXPIRE can have reached must carry none.
+
+Evidence of application. A key holding the value of a PUT proves that PUT's request
+took effect, acknowledged or not (``applied_requests``); the increments of such a
+request (a MULTI/EXEC that sets keys and increments a counter) then count towards the
+counter's lower bound as if acknowledged, so an increment lost from a request whose
+other effects survived is caught.
+
 Damage. When the harness itself destroyed log records (file damage), the ops whose
 records it destroyed are passed to ``check`` as ``lost`` (their result cannot appear
 and they supersede nothing) or, when a record does not say which op wrote it (a
@@ -73,10 +88,11 @@ damaged records must all be there.
 from __future__ import annotations
 
 import enum
+import math
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,6 +106,8 @@ class OpKind(enum.IntEnum):
     PUT = 1
     DELETE = 2
     CLEAR = 3
+    EXPIRE = 4
+    """Gives the key's current value a deadline ``Op.ttl`` seconds after it is applied."""
     INCR = 8
     """Adds ``Op.delta`` to a counter (harness only: no log record has this code)."""
 
@@ -149,8 +167,9 @@ class Op:
         return self.value if self.kind is OpKind.PUT else None
 
     def deadline(self, killed_at: float) -> tuple[float, float] | None:
-        """Earliest and latest wall-clock deadline the server can have given the value."""
-        if self.ttl is None or self.kind is not OpKind.PUT:
+        """Earliest and latest wall-clock deadline the server can have given the value
+        (PUT with a time to live, or EXPIRE)."""
+        if self.ttl is None or self.kind not in (OpKind.PUT, OpKind.EXPIRE):
             return None
         latest = self.replied_at if self.replied_at is not None else killed_at
         return self.sent_at + self.ttl, latest + self.ttl
@@ -177,6 +196,12 @@ class Reading:
     ttl: float | None
     sent: float
     done: float
+
+
+def may_expire(deadline: tuple[float, float] | None, window: ReadWindow | None) -> bool:
+    """Whether a deadline in ``deadline`` may have passed by the end of the reads
+    (without a window: assumed so)."""
+    return deadline is None or window is None or deadline[0] - DEADLINE_SLACK_S < window.end
 
 
 def expiry_results(value: Value, deadline: tuple[float, float] | None,
@@ -279,12 +304,21 @@ class Oracle:
         self._clock += 1
         return self._record(key, kind, value, seq, ttl=ttl)
 
-    def sent_request(self, writes: list[tuple[bytes, Value]]) -> list[Op]:
-        """Record one request writing several keys (a value, or None: delete)."""
+    def sent_request(self, writes: list[tuple[bytes, Value]],
+                     increments: Sequence[tuple[bytes, int]] = ()) -> list[Op]:
+        """Record one request writing several keys (a value, or None: delete), and
+        adding to counters (``increments``: key and delta), all or nothing."""
         self._clock += 1
         request = self._next_seq
-        return [self._record(key, OpKind.PUT if value is not None else OpKind.DELETE, value,
-                             None, request=request, evaluated=True) for key, value in writes]
+        ops = [self._record(key, OpKind.PUT if value is not None else OpKind.DELETE, value,
+                            None, request=request, evaluated=True) for key, value in writes]
+        return ops + [self._record(key, OpKind.INCR, None, None, request=request, delta=delta,
+                                   evaluated=True) for key, delta in increments]
+
+    def sent_expire(self, key: bytes, ttl: float) -> Op:
+        """Record a request giving ``key``'s value a deadline ``ttl`` seconds ahead."""
+        self._clock += 1
+        return self._record(key, OpKind.EXPIRE, None, None, ttl=ttl, evaluated=True)
 
     def sent_increment(self, keys: list[bytes], delta: int) -> list[Op]:
         """Record one request adding ``delta`` to each of ``keys`` (counters)."""
@@ -356,13 +390,18 @@ class Oracle:
         """
         ops = [op for op in self.history(key) if op.seq not in lost]
         newest_acked_sent = max(
-            (op.sent for op in ops if op.acked is not None and op.seq not in unsure), default=0
+            (op.sent for op in ops if op.acked is not None and op.seq not in unsure
+             and op.kind is not OpKind.EXPIRE), default=0
         )
         allowed: set[Value] = set()
+        killed = window.killed_at if window is not None else 0.0
         for op in ops:
-            if op.replied is None or op.replied > newest_acked_sent:
-                killed = window.killed_at if window is not None else 0.0
+            if op.replied is not None and op.replied <= newest_acked_sent:
+                continue  # superseded
+            if op.kind is not OpKind.EXPIRE:
                 allowed |= expiry_results(op.result, op.deadline(killed), window)
+            elif may_expire(op.deadline(killed), window):
+                allowed.add(None)
         if newest_acked_sent == 0:  # no acknowledged op: the initial state may remain
             allowed |= expiry_results(self.initial.get(key), self.initial_deadlines.get(key),
                                       window)
@@ -392,7 +431,7 @@ class Oracle:
         deadlines = {}
         killed = window.killed_at if window is not None else 0.0
         for key, value in initial.items():
-            bounds = self._deadline_of(key, value, killed)
+            bounds = self._carried_deadline(key, value, killed)
             if bounds is not None:
                 deadlines[key] = bounds
         return Oracle(initial, first_seq=self._next_seq, counters=self.counters,
@@ -407,6 +446,31 @@ class Oracle:
             if op.kind is OpKind.PUT and op.value == value:
                 return op.deadline(killed_at)
         return self.initial_deadlines.get(key) if self.initial.get(key) == value else None
+
+    def _writer_of(self, key: bytes, value: Value) -> Op | None:
+        """The PUT of this round that wrote ``value`` to ``key`` (values are unique)."""
+        return next((op for op in self.ops.get(key, [])
+                     if op.kind is OpKind.PUT and op.value == value), None)
+
+    def _expires_after(self, key: bytes, writer: Op | None) -> list[Op]:
+        """The EXPIREs on ``key`` that may have been applied after ``writer`` (None: the
+        initial value, which every op of the round came after)."""
+        return [op for op in self.ops.get(key, []) if op.kind is OpKind.EXPIRE and not op.refused
+                and (writer is None or op.replied is None or op.replied > writer.sent)]
+
+    def _carried_deadline(self, key: bytes, value: Value,
+                          killed_at: float) -> tuple[float, float] | None:
+        """Deadline bounds ``value`` carries into the next round: its writer's, and the
+        earliest of the EXPIREs that may have reached it (which may never have: then no
+        latest bound)."""
+        bounds = self._deadline_of(key, value, killed_at)
+        if value is None:
+            return bounds
+        expires = [op.sent_at + op.ttl for op in self._expires_after(key, self._writer_of(
+            key, value)) if op.ttl is not None]
+        if not expires:
+            return bounds
+        return min(expires + ([bounds[0]] if bounds else [])), math.inf
 
     def _check_key(self, key: bytes, state: Value, lost: frozenset[int],
                    unsure: frozenset[int], window: ReadWindow | None) -> Violation | None:
@@ -426,7 +490,7 @@ class Oracle:
             deadline = self._deadline_of(key, state, window.killed_at)
             if expiry_results(state, deadline, window) == {None}:
                 return ViolationKind.EXPIRED_VISIBLE
-        acked = [op for op in ops if op.acked is not None]
+        acked = [op for op in ops if op.acked is not None and op.kind is not OpKind.EXPIRE]
         if not acked:  # nothing acknowledged this round: the initial value was lost
             return ViolationKind.LOST_ACKED_WRITE
         newest = max(acked, key=lambda op: op.sent)
@@ -457,7 +521,7 @@ class Oracle:
         requests: dict[int, dict[bytes, Value]] = {}
         for key in group:
             for op in self.ops.get(key, []):
-                if not op.refused and op.seq not in lost:
+                if not op.refused and op.seq not in lost and op.kind is not OpKind.EXPIRE:
                     requests.setdefault(op.request, {})[key] = op.result
         states.update(tuple(writes.get(key) for key in group) for writes in requests.values()
                       if len(writes) == len(group))
@@ -472,10 +536,11 @@ class Oracle:
         """
         found = []
         clears = [op for op in self.clears if not op.refused]
+        applied = self.applied_requests(recovered)
         for key in sorted(self.counters):
             state = recovered.get(key)
             number = counter_value(state)
-            low, high = self.counter_bounds(key, clears)
+            low, high = self.counter_bounds(key, clears, applied)
             if number is None:
                 found.append(Violation(key, ViolationKind.PHANTOM, state, frozenset()))
             elif number < low and key not in unsure_keys:
@@ -493,18 +558,61 @@ class Oracle:
                                            frozenset(), _describe_group(group, held)))
         return found
 
-    def counter_bounds(self, key: bytes, clears: list[Op] | None = None) -> tuple[int, int]:
-        """The least and the most ``key`` may hold (see the module docstring)."""
+    def counter_bounds(self, key: bytes, clears: list[Op] | None = None,
+                       applied: frozenset[int] = frozenset()) -> tuple[int, int]:
+        """The least and the most ``key`` may hold (see the module docstring).
+
+        ``applied``: requests known to have taken effect (``applied_requests``), whose
+        increments count towards the lower bound as if acknowledged.
+        """
         if clears is None:
             clears = [op for op in self.clears if not op.refused]
         start = counter_value(self.initial.get(key)) or 0
         incs = [op for op in self.increments.get(key, []) if not op.refused]
         low = 0 if clears else start
         for op in incs:
-            if op.acked is not None and not any(c.replied is None or c.replied > op.sent
-                                                for c in clears):
+            took_effect = op.acked is not None or op.request in applied
+            if took_effect and not any(c.replied is None or c.replied > op.sent
+                                       for c in clears):
                 low += op.delta
         return low, start + sum(op.delta for op in incs)
+
+    def applied_requests(self, recovered: Mapping[bytes, Value]) -> frozenset[int]:
+        """Requests that surely took effect: some key holds the value one of their PUTs
+        wrote (values are unique per key and op)."""
+        return frozenset(op.request for key, ops in self.ops.items() for op in ops
+                         if op.kind is OpKind.PUT and not op.refused
+                         and recovered.get(key) == op.value)
+
+    def expire_violations(self, readings: Mapping[bytes, Reading],
+                          unsure: frozenset[int] = frozenset()) -> list[Violation]:
+        """Deadlines read back against the EXPIREs sent (see the module docstring).
+
+        A value an acknowledged EXPIRE was sent after (its writer answered first, or it
+        is the initial value) must have a deadline; a value this round wrote that no
+        EXPIRE can have reached must have none, and none longer than the longest that
+        can have reached it. ``unsure``: ops whose records damage may have destroyed.
+        """
+        found = []
+        for key in sorted(self.keys()):
+            reading = readings.get(key)
+            if reading is None or reading.value is None:
+                continue
+            writer = self._writer_of(key, reading.value)
+            if writer is None and reading.value != self.initial.get(key):
+                continue  # a phantom: the value check reports it
+            expires = self._expires_after(key, writer)
+            # A removal (a DEL, or an expiry the sweep carried out) whose record damage
+            # may have destroyed may have been undone: an EXPIRE after it may have
+            # found the key absent, and left no record.
+            undone = [op.sent for op in self.history(key) if op.seq in unsure]
+            kept = [op for op in expires if op.seq not in unsure and not any(
+                sent < (op.replied or math.inf) for sent in undone)]
+            note = _expire_mismatch(reading, writer, expires, kept)
+            if note:
+                found.append(Violation(key, ViolationKind.WRONG_DEADLINE, reading.value,
+                                       frozenset({reading.value}), note))
+        return found
 
     def deadline_violations(self, readings: Mapping[bytes, Reading],
                             window: ReadWindow) -> list[Violation]:
@@ -530,6 +638,25 @@ def counter_value(value: Value) -> int | None:
         return int(value)
     except ValueError:
         return None
+
+
+def _expire_mismatch(reading: Reading, writer: Op | None, expires: list[Op],
+                     kept: list[Op]) -> str:
+    """Why ``reading``'s deadline cannot follow from ``expires`` (of which ``kept`` are
+    surely still logged), or "" if it can."""
+    sure = [op for op in kept if op.acked is not None and (
+        writer is None or (writer.replied is not None and op.sent > writer.replied))]
+    if reading.ttl is None:
+        return (f"read with no deadline after an acknowledged EXPIRE of {sure[-1].ttl:g} s"
+                if sure else "")
+    if writer is None:
+        return ""  # the initial value may carry a deadline from an earlier round
+    longest = max((op.ttl or 0.0 for op in expires), default=None)
+    if longest is None:
+        return f"read with ttl {reading.ttl:.3f} s, but no EXPIRE can have reached the value"
+    if reading.ttl > longest + DEADLINE_SLACK_S:
+        return f"read with ttl {reading.ttl:.3f} s, longer than any EXPIRE sent ({longest:g} s)"
+    return ""
 
 
 def _deadline_fits(reading: Reading, want: tuple[float, float] | None) -> bool:

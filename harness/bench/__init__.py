@@ -3,6 +3,9 @@
 Imports point down this list:
 
 - ``cli``: the command line, the targets, the plan of rounds; writes the outputs.
+- ``resp``, ``resp_report``: ``--protocol resp``, walkv against Redis with
+  ``appendfsync always`` under redis-benchmark; its report and goals. ``redis/``:
+  Redis as a target (a ``run.sh``).
 - ``run``: one measurement (throughput, burst, large key count) on a fresh server.
 - ``probe``: what is seen of a running target from outside (``/stats``, HTTP probes,
   listing pages, CPU, RSS, checkpoint children).

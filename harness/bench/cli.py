@@ -12,6 +12,9 @@ medians by ``harness.bench.fold``. Each run starts its server on a fresh working
 directory under ``OUT/work`` (on the disk being measured, never /tmp, which may be
 tmpfs) and removes it afterwards.
 
+``--protocol resp`` measures walkv's Redis-protocol port against a real Redis with
+``appendfsync always`` instead, with redis-benchmark (``harness.bench.resp``).
+
 Outputs in ``--out`` (default ``./bench-results/<timestamp>/``): ``results.md``
 (also printed), ``results.json`` and ``latency.png``, plus every server's and
 client's log in ``logs/``. The exit status is 1 only if some measurement could not
@@ -34,6 +37,7 @@ from harness.bench.machine import machine_facts
 from harness.bench.model import BenchResults, ListingRun, Sizes, Target
 from harness.bench.plot import write_plot
 from harness.bench.report import render_markdown, write_json
+from harness.bench.resp import resp_bench_command
 from harness.bench.run import LARGE_PARTS, RunContext, Runner
 from harness.burst import raise_nofile_limit
 from harness.errors import BenchError, HarnessError
@@ -232,6 +236,9 @@ def add_bench_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser])
     bench = verbs.add_parser("bench", help="benchmark walkv against the ceiling (and a baseline)",
                              description=__doc__,
                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    bench.add_argument("--protocol", choices=("http", "resp"), default="http",
+                       help="http (default): walkv vs the ceiling; resp: walkv's --resp-port "
+                       "vs redis-server --appendfsync always, with redis-benchmark")
     bench.add_argument("--target", type=Path, default=REPO,
                        help="directory with the run.sh to measure (default: this checkout)")
     bench.add_argument("--baseline", type=Path, default=None,
@@ -272,8 +279,22 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
     )
 
 
+def http_only_flags(args: argparse.Namespace) -> list[str]:
+    """The flags given that only the HTTP bench understands."""
+    given = {"--also-unsafe": args.also_unsafe, "--no-ceiling": args.no_ceiling,
+             "--large-keys": args.large_keys is not None, "--client": args.client != "auto",
+             "--only": args.only != frozenset(PARTS)}
+    return [flag for flag, present in given.items() if present]
+
+
 def bench_command(args: argparse.Namespace) -> int:
     """Handler of ``python -m harness bench``."""
+    if args.protocol == "resp":
+        unsupported = http_only_flags(args)
+        if unsupported:
+            raise BenchError(f"{', '.join(unsupported)}: not for --protocol resp "
+                             "(redis-benchmark measures SET and GET)")
+        return resp_bench_command(args)
     options = options_from_args(args)
     results, out = run_bench(options, lambda line: print(line, file=sys.stderr, flush=True))
     print((out / "results.md").read_text())

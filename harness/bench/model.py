@@ -166,3 +166,79 @@ class BenchResults:
     large: list[LargeRun] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     """Measurements that could not run (a target failed to start, ...)."""
+
+
+# -- the Redis-protocol bench (``bench --protocol resp``) ------------------------------------
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How redis-benchmark loads a server: connections, and requests pipelined on each."""
+
+    connections: int
+    pipeline: int = 1
+
+    def label(self) -> str:
+        """``16 conns``, or ``16 conns -P 16``."""
+        text = f"{self.connections} conn" + ("s" if self.connections > 1 else "")
+        return text + (f" -P {self.pipeline}" if self.pipeline > 1 else "")
+
+
+@dataclass(frozen=True)
+class RespSizes:
+    """How long and how many rounds (full run or ``--short``)."""
+
+    duration_s: float
+    """Each SET test lasts about this long (redis-benchmark's ``-n`` is sized for it)."""
+    connections: tuple[int, ...]
+    rounds: int
+    fdatasync_samples: int
+    pipelined: Setting = Setting(16, 16)
+    """The one pipelined setting, run after the plain ones."""
+
+    def settings(self) -> list[Setting]:
+        """Every connection count unpipelined, then the pipelined setting."""
+        return [Setting(c) for c in self.connections] + [self.pipelined]
+
+
+@dataclass(frozen=True)
+class RespRun:
+    """One test (SET or GET) of one redis-benchmark run against one target."""
+
+    target: str
+    round: int
+    test: str
+    connections: int
+    pipeline: int
+    requests: int
+    requests_per_s: float
+    avg_ms: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+    client_cpu: float
+    """redis-benchmark's CPU in cores over its whole run (both tests)."""
+    server_cpu: float
+    """The server's CPU in cores over the whole run (both tests)."""
+
+    @property
+    def setting(self) -> Setting:
+        """The connections and pipelining this ran with."""
+        return Setting(self.connections, self.pipeline)
+
+
+@dataclass
+class RespResults:
+    """Everything one ``bench --protocol resp`` run measured."""
+
+    started: str
+    mode: str
+    facts: MachineFacts
+    redis_version: str
+    benchmark_version: str
+    sizes: RespSizes
+    targets: list[Target]
+    runs: list[RespRun] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    """Measurements that could not run (a target failed to start, ...)."""

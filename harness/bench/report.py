@@ -17,7 +17,8 @@ from harness.bench.goals import goals, subjects
 from harness.bench.model import BenchResults, ThroughputRun
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A markdown table: the header line, the rule, one line per row."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines.extend("| " + " | ".join(row) + " |" for row in rows)
     return lines
@@ -46,7 +47,7 @@ def machine_section(results: BenchResults) -> list[str]:
          f"{', '.join(map(str, s.connections))}, GET key space {s.get_keys:,}, "
          f"large {s.large_keys:,} keys, burst {s.burst_requests:,}"],
     ]
-    return ["## Machine", "", *_table(["", ""], rows)]
+    return ["## Machine", "", *md_table(["", ""], rows)]
 
 
 def _load_generator(results: BenchResults) -> str:
@@ -76,7 +77,7 @@ def goals_section(results: BenchResults, folded: Folded) -> list[str]:
     if results.mode == "short":
         lines += ["*Short mode: sizes and durations are reduced; these rows only show that "
                   "every measurement ran.*", ""]
-    return [*lines, *_table(["goal", *names], rows)]
+    return [*lines, *md_table(["goal", *names], rows)]
 
 
 def throughput_section(results: BenchResults, folded: Folded) -> list[str]:
@@ -93,7 +94,7 @@ def throughput_section(results: BenchResults, folded: Folded) -> list[str]:
     if not rows:
         return []
     return ["## Throughput and latency (keep-alive connections, 100-byte values)", "",
-            *_table(header, rows), "",
+            *md_table(header, rows), "",
             "req/s is the median of the rounds (± half their range); CPU in cores "
             "(1.00 = one core all the time); writes/fsync n/a: no writes, or the target "
             "serves no `/stats`."]
@@ -119,7 +120,7 @@ def burst_section(folded: Folded) -> list[str]:
     if not rows:
         return []
     return ["## Burst: PUTs started at once, each on its own new connection", "",
-            *_table(["target", "answered 200", "seconds", "failures (all rounds)"], rows)]
+            *md_table(["target", "answered 200", "seconds", "failures (all rounds)"], rows)]
 
 
 def large_section(folded: Folded) -> list[str]:
@@ -142,7 +143,7 @@ def large_section(folded: Folded) -> list[str]:
     notes = [f"- {c.target}: {c.checkpoint_note}" for c in folded.large.values()
              if c.checkpoint_note and c.p99_added_ms is not None]
     return ["## Large key count: memory, restart, checkpoint stall", "",
-            *_table(["target", "keys", "RSS MiB", "restart s (median, max)",
+            *md_table(["target", "keys", "RSS MiB", "restart s (median, max)",
                      "GET p99 ms @16 conns without -> with checkpoint (added); max ms",
                      "checkpoint s"], rows), "",
             "Restart: SIGKILL of the process group, 1 s pause, then from spawning run.sh to "
@@ -173,7 +174,7 @@ def listing_section(folded: Folded) -> list[str]:
     notes = [f"- {c.target}: {c.listing.note}" for c in folded.large.values()
              if c.listing is not None and c.listing.note and c.listing.first_ms is not None]
     return [f"## Listing: `GET /kv?limit={limit}&start_after=<random loaded key>`", "",
-            *_table(["target", "keys", "first listing ms", "pages", "median ms", "p90 ms",
+            *md_table(["target", "keys", "first listing ms", "pages", "median ms", "p90 ms",
                      "max ms"], rows), "",
             "One keep-alive connection, one request at a time, right after the load; each "
             f"page must hold {limit:,} keys in order (fewer only at the end of the keyspace). "
@@ -201,7 +202,7 @@ def baseline_section(results: BenchResults, folded: Folded) -> list[str]:
     if not rows:
         return []
     return [f"## {a} (A) vs baseline (B)", "",
-            *_table(["measurement", "A", "B", "A/B (req/s or value)", "A/B p99"], rows)]
+            *md_table(["measurement", "A", "B", "A/B (req/s or value)", "A/B p99"], rows)]
 
 
 def _large_ratios(la: LargeCell, lb: LargeCell) -> list[list[str]]:

@@ -73,6 +73,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from harness.crash.damage import Damage, DamageKind, Expect, Refusal, inflict, newest_segment_lsn
 from harness.crash.workload import (
@@ -83,6 +84,7 @@ from harness.crash.workload import (
     TXN,
     KeyspaceMix,
     RandomWrites,
+    WriteStats,
     fetch_readings,
     probe_keyspace_ops,
 )
@@ -194,33 +196,90 @@ def _matches(op: Op, record: Record) -> bool:
     return int(op.kind) == int(code) and op.key == key and op.value == value
 
 
+class Writers(Protocol):
+    """Concurrent clients recording their requests in an oracle (one per protocol)."""
+
+    stats: WriteStats
+
+    async def start(self) -> None:
+        """Open every connection, then let all writers go at once."""
+
+    def stop(self) -> None:
+        """No writer sends another request after this call."""
+
+    async def join(self, timeout: float = 30.0) -> None:
+        """Wait for every writer to finish its outstanding request and exit."""
+
+
 class CrashLoop:
-    """Runs the cycles (see the module docstring); ``run`` returns the findings."""
+    """Runs the cycles (see the module docstring); ``run`` returns the findings.
+
+    This class speaks HTTP to the target; ``harness.crash.resp.RespCrashLoop`` runs
+    the same cycles over the Redis protocol by overriding the ``_make_*``,
+    ``_writers``, ``_read_back``, ``_probe`` and ``_deadline_violations`` hooks.
+    """
+
+    protocol = "http"
+    request_kinds: tuple[str, ...] = (TXN, INCR, SHORT_TTL, LONG_TTL)
+    """Request kinds beyond plain writes that the report counts (acknowledged)."""
+    refusable_kinds: tuple[str, ...] = (TXN,)
+    """Request kinds whose refusals (applied nothing) the report counts too."""
 
     def __init__(self, config: CrashConfig, work_dir: Path,
                  on_cycle: Callable[[int, CrashStats], None] | None = None) -> None:
         self.config = config
         self.data_dir = work_dir / "data"
-        self.server = ServerProcess(
-            config.target,
-            os.path.relpath(self.data_dir, config.target.resolve()),
-            log_dir=work_dir / "logs",
-            extra_args=config.server_args,
-            name="server",
-        )
+        self.server = self._make_server(work_dir)
         self.keys = _keys(config.keys)
-        self.mix = keyspace_mix(config)
+        self.mix = self._make_mix()
         self.every_key = self.keys + [k for group in self.mix.slots + self.mix.counters
                                       for k in group] + list(self.mix.timed)
-        self.oracle = Oracle(dict.fromkeys(self.every_key),
-                             counters=frozenset(k for pair in self.mix.counters for k in pair),
-                             groups=self.mix.slots + self.mix.counters)
+        self.oracle = self._make_oracle()
         self.use_mix = False
         self.stats = CrashStats()
         self.findings: list[Finding] = []
         self._on_cycle = on_cycle
         self._cycle_lsn: int | None = None
         self._damage_turn = 0
+
+    # -- what the protocol decides ------------------------------------------------------
+    def _make_server(self, work_dir: Path, resp_port: int | None = None) -> ServerProcess:
+        return ServerProcess(
+            self.config.target,
+            os.path.relpath(self.data_dir, self.config.target.resolve()),
+            log_dir=work_dir / "logs",
+            resp_port=resp_port,
+            extra_args=self.config.server_args,
+            name="server",
+        )
+
+    def _make_mix(self) -> KeyspaceMix:
+        return keyspace_mix(self.config)
+
+    def _make_oracle(self) -> Oracle:
+        return Oracle(dict.fromkeys(self.every_key),
+                      counters=frozenset(k for pair in self.mix.counters for k in pair),
+                      groups=self.mix.slots + self.mix.counters)
+
+    def _writers(self, rng: random.Random, serial: bool) -> Writers:
+        config = self.config
+        return RandomWrites(
+            self.server.connect_host, self.server.port, self.oracle, self.keys,
+            clients=1 if serial else config.clients, delete_ratio=config.delete_ratio,
+            clear_ratio=config.clear_ratio, value_sizes=MIXED_VALUES,
+            mix=self.mix if self.use_mix else None, seed=rng.randrange(1 << 30),
+        )
+
+    async def _read_back(self) -> dict[bytes, Reading]:
+        return await fetch_readings(self.server.connect_host, self.server.port, self.every_key)
+
+    def _deadline_violations(self, readings: Mapping[bytes, Reading], window: ReadWindow,
+                             unsure: frozenset[int]) -> list[Violation]:
+        return self.oracle.deadline_violations(readings, window)
+
+    def keyspace_summary(self) -> str:
+        """The report's line on the requests beyond plain writes."""
+        return _keyspace_row(self.stats)
 
     # -- the loop ---------------------------------------------------------------------
     async def run(self) -> list[Finding]:
@@ -281,12 +340,7 @@ class CrashLoop:
     async def _write_then_kill(self, rng: random.Random, serial: bool) -> float:
         """Write, kill; the wall clock at the kill."""
         config = self.config
-        writes = RandomWrites(
-            self.server.connect_host, self.server.port, self.oracle, self.keys,
-            clients=1 if serial else config.clients, delete_ratio=config.delete_ratio,
-            clear_ratio=config.clear_ratio, value_sizes=MIXED_VALUES,
-            mix=self.mix if self.use_mix else None, seed=rng.randrange(1 << 30),
-        )
+        writes = self._writers(rng, serial)
         started = time.monotonic()
         await writes.start()
         await asyncio.sleep(rng.uniform(*config.kill_after))
@@ -304,9 +358,10 @@ class CrashLoop:
         stats.acked_ops += writes.stats.acked
         stats.non_2xx += writes.stats.non_2xx
         stats.unacked_ops += sum(op.acked is None for op in self.oracle.log)
-        for kind in (TXN, INCR, SHORT_TTL, LONG_TTL):
+        for kind in self.request_kinds:
             stats.requests[kind] += writes.stats.count(kind)
-        stats.requests["refused " + TXN] += writes.stats.count(TXN, acked=False)
+        for kind in self.refusable_kinds:
+            stats.requests["refused " + kind] += writes.stats.count(kind, acked=False)
         return killed_at
 
     # -- damage -----------------------------------------------------------------------
@@ -347,9 +402,7 @@ class CrashLoop:
             return None
         self._cycle_lsn = newest_segment_lsn(self.data_dir)
         started = time.time()
-        readings = await fetch_readings(self.server.connect_host, self.server.port,
-                                        self.every_key)
-        return readings, started
+        return await self._read_back(), started
 
     async def _start(self, where: str, extra: tuple[str, ...]) -> bool:
         base = self.server.extra_args
@@ -404,7 +457,7 @@ class CrashLoop:
         oracle = self.oracle
         damaged = frozenset(key for _, key, _ in removed if key in oracle.counters)
         found = (oracle.counter_violations(recovered, damaged) + oracle.torn_groups(recovered, lost)
-                 + oracle.deadline_violations(readings, window))
+                 + self._deadline_violations(readings, window, unsure))
         if serial:
             candidates = self._serial_candidates(damage, cycle_lsn)
             if candidates is not None:
@@ -458,6 +511,9 @@ class CrashLoop:
             elif code == RecordOp.DELETE:
                 unsure.update(op.seq for op in self.oracle.ops.get(key, [])
                               if op.kind is OpKind.DELETE)
+            elif code == RecordOp.EXPIRE:
+                unsure.update(op.seq for op in self.oracle.ops.get(key, [])
+                              if op.kind is OpKind.EXPIRE)
             else:
                 unsure.update(op.seq for op in self.oracle.clears)
         return frozenset(lost), frozenset(unsure)
@@ -473,8 +529,10 @@ def _tail(text: str, lines: int = 3) -> str:
 
 
 def crash_report(config: CrashConfig, stats: CrashStats, findings: list[Finding],
-                 elapsed_s: float, work_dir: Path, kept: bool = True) -> Report:
-    """The summary table and JSON report of a crash run."""
+                 elapsed_s: float, work_dir: Path, kept: bool = True, protocol: str = "http",
+                 keyspace: str | None = None) -> Report:
+    """The summary table and JSON report of a crash run (``keyspace``: the line on the
+    requests beyond plain writes, by default the HTTP workload's)."""
     restart = seconds_summary(stats.restart_seconds)
     ops_per_s = stats.acked_ops / stats.write_seconds if stats.write_seconds else 0.0
     damage = {kind: {"applied": stats.damage_applied[kind], "not applicable":
@@ -483,7 +541,7 @@ def crash_report(config: CrashConfig, stats: CrashStats, findings: list[Finding]
     damage_text = ", ".join(f"{k} {v['applied']}" for k, v in damage.items()) or "none"
     violations = {kind: stats.violations[kind] for kind in _VIOLATION_KINDS}
     rows = [
-        ("target", str(config.target)),
+        ("target", f"{config.target} ({protocol})"),
         ("cycles (SIGKILL + restart)", f"{stats.cycles} ({stats.serial_cycles} serial, "
          f"{stats.exact_checks} checked exactly)"),
         ("acknowledged ops", f"{stats.acked_ops:,} ({ops_per_s:,.0f}/s while writing)"),
@@ -492,7 +550,7 @@ def crash_report(config: CrashConfig, stats: CrashStats, findings: list[Finding]
          f"({stats.kills_with_in_flight} of {stats.cycles} kills mid-request)"),
         ("restart time p50 / max", f"{restart['p50'] * 1000:.0f} ms / "
          f"{restart['max'] * 1000:.0f} ms ({len(stats.restart_seconds)} starts)"),
-        ("keyspace operations", _keyspace_row(stats)),
+        ("keyspace operations", _keyspace_row(stats) if keyspace is None else keyspace),
         ("damage applied", damage_text),
         *((kind, str(count)) for kind, count in violations.items()),
         ("elapsed", f"{elapsed_s:.1f} s"),
@@ -500,6 +558,7 @@ def crash_report(config: CrashConfig, stats: CrashStats, findings: list[Finding]
     ]
     data = {
         "target": str(config.target),
+        "protocol": protocol,
         "cycles": stats.cycles,
         "serial_cycles": stats.serial_cycles,
         "exact_checks": stats.exact_checks,
@@ -524,7 +583,7 @@ def crash_report(config: CrashConfig, stats: CrashStats, findings: list[Finding]
         },
     }
     return Report("walkv crash harness", config.seed, rows, data, findings,
-                  _command(config, stats.cycles))
+                  _command(config, stats.cycles, protocol))
 
 
 def _keyspace_row(stats: CrashStats) -> str:
@@ -536,10 +595,12 @@ def _keyspace_row(stats: CrashStats) -> str:
             f"{counts[LONG_TTL]:,} long ttls (acknowledged)")
 
 
-def _command(config: CrashConfig, cycles: int) -> str:
+def _command(config: CrashConfig, cycles: int, protocol: str = "http") -> str:
     """The command line that runs ``config`` again for ``cycles`` cycles."""
     default = CrashConfig()
     parts = ["python -m harness crash", f"--seed {config.seed}", f"--cycles {cycles}"]
+    if protocol != "http":
+        parts.append(f"--protocol {protocol}")
     if config.target.resolve() != REPO:
         parts.append(f"--target {shlex.quote(str(config.target))}")
     if config.server_args != (default.server_args if config.target.resolve() == REPO else ()):
@@ -562,8 +623,9 @@ _VIOLATION_KINDS = [kind.value for kind in ViolationKind] + [f.value for f in Fa
 
 async def run_crash(config: CrashConfig, work_dir: Path | None = None,
                     on_cycle: Callable[[int, CrashStats], None] | None = None,
-                    keep: bool = False) -> Report:
-    """Run the crash loop and build its report.
+                    keep: bool = False, loop_class: type[CrashLoop] = CrashLoop) -> Report:
+    """Run the crash loop (over HTTP, or whatever ``loop_class`` speaks) and build its
+    report.
 
     The working directory (a new temporary one unless given) is removed after a run
     without findings unless ``keep``; after a failure it is kept for inspection.
@@ -571,9 +633,10 @@ async def run_crash(config: CrashConfig, work_dir: Path | None = None,
     bootstrap_target(config.target)
     root = work_dir or Path(tempfile.mkdtemp(prefix="walkv-crash-"))
     started = time.monotonic()
-    loop = CrashLoop(config, root, on_cycle)
+    loop = loop_class(config, root, on_cycle)
     findings = await loop.run()
     kept = bool(findings) or keep or work_dir is not None
     if not kept:
         shutil.rmtree(root, ignore_errors=True)
-    return crash_report(config, loop.stats, findings, time.monotonic() - started, root, kept)
+    return crash_report(config, loop.stats, findings, time.monotonic() - started, root, kept,
+                        loop.protocol, loop.keyspace_summary())

@@ -4,7 +4,8 @@ Nothing here looks at a number's size: CI machines are slow and shared. The chec
 are that every measurement ran (exit status 0, no problems), that the markdown has
 the expected rows, the JSON the expected keys and records, and the plot is a PNG.
 The built-in client always runs (it is what a machine without wrk uses); wrk runs a
-smaller selection when it is installed.
+smaller selection when it is installed. ``--protocol resp`` runs when redis-server and
+redis-benchmark are installed, and is skipped, saying so, when they are not.
 """
 
 from __future__ import annotations
@@ -122,3 +123,34 @@ def test_short_bench_with_wrk(target: Path, tmp_path: Path) -> None:
     assert data["facts"]["load_generator"] == "wrk"
     assert_throughput(data, ["put", "get", "mix"], [16], [target_name(target), "ceiling"], "wrk")
     assert data["bursts"] == [] and data["large"] == []
+
+
+def test_short_resp_bench_against_redis(target: Path, tmp_path: Path) -> None:
+    missing = [tool for tool in ("redis-server", "redis-benchmark") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"{' and '.join(missing)} not installed (Debian packages redis-server, "
+                    "redis-tools): the RESP bench against Redis did not run")
+    out = tmp_path / "results"
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "bench", "--protocol", "resp", "--short", "--target",
+         str(target), "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=280, check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    markdown = (out / "results.md").read_text()
+    assert done.stdout.strip() == markdown.strip()
+    assert not (out / "work").exists(), "server data is removed after the run"
+    data: dict[str, Any] = json.loads((out / "results.json").read_text())
+    assert data["problems"] == [] and data["mode"] == "short" and data["protocol"] == "resp"
+    name = target_name(target)
+    settings = {(1, 1), (16, 1), (256, 1), (16, 16)}
+    seen = {(r["target"], r["test"], r["connections"], r["pipeline"]) for r in data["runs"]}
+    assert seen == {(t, test, c, p) for t in (name, "redis") for test in ("SET", "GET")
+                    for c, p in settings}
+    for record in data["runs"]:
+        assert record["requests_per_s"] > 0 and 0 < record["p50_ms"] <= record["max_ms"], record
+    assert [g["status"] in {"PASS", "MISS"} for g in data["goals"]] == [True] * 5
+    for row in (f"| SET | 16 conns -P 16 | {name} |", "| GET | 256 conns | redis |",
+                "| SET @1 conn |", "| SET @256 conns >= 1.0x Redis (appendfsync always) |",
+                "| GET @16 conns >= 0.8x Redis (appendfsync always) |"):
+        assert row in markdown, row

@@ -8,6 +8,11 @@ targets whose ``run.sh`` starts the real server with one durability bug patched 
 deadlines left out of the log, an increment applied but not logged); each must be
 caught. A server that acknowledges before fsync is not among them: SIGKILL keeps the
 page cache, so only the power-loss explorer can see that (tests/unit/test_powerloss.py).
+
+``--protocol resp`` runs the same loop over the Redis protocol: a short run must pass,
+and servers that lose an acknowledged SET, tear an MSET or MULTI/EXEC, or drop an
+EXEC's increment (patched like the keyspace bugs), or ignore corruption
+(``broken_server.py``, which serves RESP too), must be caught over RESP as well.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from harness.crash.damage import DamageKind
+from harness.crash.resp import RespCrashLoop
 from harness.crash.torture import CrashConfig, Failure, Mode, run_crash
 from harness.oracle import ViolationKind
 
@@ -147,16 +153,16 @@ INCREMENT_NOT_LOGGED = """
 from storage.committer import Committer
 from storage.outcome import Outcome
 _durable = Committer._durable
-def durable(self, ops, keys, values, deadlines, time_ms):
+def durable(self, ops, keys, values, deadlines, time_ms, touched=False):
     # The last counter record of a group is applied and acknowledged, never logged.
     hit = [i for i, key in enumerate(keys) if key.startswith(b"counter:")]
     if not hit or len(ops) < 2:
-        return _durable(self, ops, keys, values, deadlines, time_ms)
+        return _durable(self, ops, keys, values, deadlines, time_ms, touched)
     i = hit[-1]
     keep = [j for j in range(len(ops)) if j != i]
     cols = [bytes(ops[j] for j in keep), [keys[j] for j in keep], [values[j] for j in keep],
             None if deadlines is None else [deadlines[j] for j in keep]]
-    outcome = _durable(self, *cols, time_ms)
+    outcome = _durable(self, *cols, time_ms, touched)
     if outcome is Outcome.OK:
         self._keyspace.apply(ops[i:i + 1], keys[i:i + 1], values[i:i + 1],
                              None if deadlines is None else deadlines[i:i + 1], time_ms)
@@ -199,3 +205,88 @@ def test_crash_cli_exits_1_and_prints_the_seed_on_a_violation(tmp_path: Path) ->
     report = json.loads((tmp_path / "r.json").read_text())
     assert not report["ok"] and report["violations"]["resurrected delete"] > 0
 
+
+# -- the same loop over the Redis protocol -------------------------------------------------
+
+
+@pytest.mark.timeout(120)
+def test_crash_cli_resp_short_run_passes_with_file_damage(target: Path, tmp_path: Path) -> None:
+    report_path = tmp_path / "report.json"
+    argv = [sys.executable, "-m", "harness", "crash", "--protocol", "resp", "--target",
+            str(target), "--cycles", "6", "--seed", "5", "--clients", "16", "--kill-after",
+            "0.05,0.4", "--damage-every", "2", "--report", str(report_path), "--work-dir",
+            str(tmp_path / "work"), "--no-progress"]
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=110,
+                          check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(report_path.read_text())
+    assert report["ok"] and report["protocol"] == "resp" and report["cycles"] == 6
+    assert all(count == 0 for count in report["violations"].values())
+    assert report["acked_ops"] > 100 and report["kills_with_in_flight"] >= 4
+    assert sum(c["applied"] for c in report["damage"].values()) == 3, report["damage"]
+    for kind in ("mset", "exec", "del of a slot", "incr", "short expire", "long expire"):
+        assert report["requests"][kind] > 0, kind
+    assert "PASS: 0 violations" in done.stdout
+
+
+NOT_LOGGED = """
+from storage.committer import Committer
+from storage.outcome import Outcome
+_durable = Committer._durable
+def durable(self, ops, keys, values, deadlines, time_ms, *rest, **named):
+    # The records pick() chooses are applied and acknowledged, never logged.
+    hit = pick(keys)
+    if not hit or len(hit) == len(ops):
+        return _durable(self, ops, keys, values, deadlines, time_ms, *rest, **named)
+    def columns(chosen):
+        return (bytes(ops[j] for j in chosen), [keys[j] for j in chosen],
+                [values[j] for j in chosen],
+                None if deadlines is None else [deadlines[j] for j in chosen])
+    kept = [j for j in range(len(ops)) if j not in hit]
+    outcome = _durable(self, *columns(kept), time_ms, *rest, **named)
+    if outcome is Outcome.OK:
+        self._keyspace.apply(*columns(hit), time_ms)
+    return outcome
+Committer._durable = durable
+"""
+
+RESP_BROKEN = {
+    # variant: (which records are never logged, the findings of which one must be reported)
+    "set-not-logged": (  # the last write to a plain key of every group
+        "def pick(keys):\n    return [i for i, k in enumerate(keys) "
+        "if k.startswith(b'crash:')][-1:]",
+        {ViolationKind.LOST_ACKED_WRITE.value, ViolationKind.RESURRECTED_DELETE.value}),
+    "slot-torn": (  # the third key of every MSET, EXEC and DEL of a slot
+        "def pick(keys):\n    return [i for i, k in enumerate(keys) if k.startswith(b'slot:') "
+        "and k.endswith(b'/c')]",
+        {ViolationKind.TORN_TRANSACTION.value}),
+    "exec-increment-not-logged": (  # an EXEC's INCR, its SETs logged
+        "def pick(keys):\n    return [i for i, k in enumerate(keys) if k.startswith(b'slot:') "
+        "and k.endswith(b'/n')]",
+        {ViolationKind.LOST_INCREMENT.value}),
+}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("variant", list(RESP_BROKEN))
+async def test_broken_server_is_caught_over_resp(tmp_path: Path, variant: str) -> None:
+    pick, expected = RESP_BROKEN[variant]
+    config = CrashConfig(target=patched_target(tmp_path, variant, pick + "\n" + NOT_LOGGED),
+                         cycles=6, seed=3, mode=Mode.CONCURRENT, damage=(),
+                         kill_after=(0.2, 0.5), server_args=("--segment-bytes=1M",))
+    report = await run_crash(config, tmp_path / "work", loop_class=RespCrashLoop)
+    assert not report.ok, f"{variant} passed {report.data['cycles']} cycles"
+    assert {f.kind for f in report.findings} & expected, report.findings
+    assert f"--seed {config.seed}" in report.reproduce
+    assert "--protocol resp" in report.reproduce
+
+
+@pytest.mark.timeout(120)
+async def test_ignored_corruption_is_caught_over_resp(target: Path, tmp_path: Path) -> None:
+    config = CrashConfig(target=broken_target(tmp_path, "corruption-ignored"), cycles=6, seed=2,
+                         mode=Mode.CONCURRENT, damage=(DamageKind.FRAME_BITFLIP,),
+                         damage_every=1, kill_after=(0.2, 0.5),
+                         server_args=("--segment-bytes=1M",))
+    report = await run_crash(config, tmp_path / "work", loop_class=RespCrashLoop)
+    assert not report.ok, f"passed {report.data['cycles']} cycles"
+    assert Failure.NOT_REFUSED.value in {f.kind for f in report.findings}, report.findings
