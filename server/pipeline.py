@@ -60,6 +60,8 @@ MAX_QUEUED: Final = 1024
 """Answers a connection may have outstanding before the server stops reading from it."""
 LARGE_VALUE: Final = 64 * 1024
 """Values at least this big are sent after their head instead of copied into it."""
+FLUSH_BYTES: Final = 256 * 1024
+"""Answers ready at once are written together up to this many bytes per write."""
 
 Answer: TypeAlias = bytes | tuple[bytes, ...]
 """Bytes to send; or a large value with the bytes around it, sent without joining them."""
@@ -187,8 +189,15 @@ def complete_group(slots: Sequence[Slot], outcome: Outcome,
             slot.data = _not_applied(slot, outcome)
             slot.conn.flush()
     elif results is None:  # a group of plain writes, the usual case
+        if len(slots) == 1 or slots[0].conn is not slots[1].conn:
+            for slot in slots:
+                _applied(slot)
+                slot.conn.flush()
+            return
+        # Pipelined writes of one connection: answer them all, then send them together.
         for slot in slots:
             _applied(slot)
+        _flush_each(slots)
     else:
         for slot, result in zip(slots, results, strict=True):
             render = slot.answers.render
@@ -196,7 +205,17 @@ def complete_group(slots: Sequence[Slot], outcome: Outcome,
                 _applied(slot)
             else:
                 slot.data = render(outcome, result)
-                slot.conn.flush()
+        _flush_each(slots)
+
+
+def _flush_each(slots: Sequence[Slot]) -> None:
+    """Flush every connection with a slot among ``slots`` once, in their order."""
+    last: Pipeline | None = None
+    for slot in slots:
+        conn = slot.conn
+        if conn is not last:
+            conn.flush()
+            last = conn
 
 
 def _applied(slot: Slot) -> None:
@@ -204,9 +223,7 @@ def _applied(slot: Slot) -> None:
     stored = slot.stored
     answers = slot.answers
     slot.data = answers.by_outcome[_OK] if stored is None else answers.stored(stored)
-    conn = slot.conn
-    conn.counters.written[slot.op] += 1
-    conn.flush()
+    slot.conn.counters.written[slot.op] += 1
 
 
 def _not_applied(slot: Slot, outcome: Outcome) -> Answer:
@@ -438,8 +455,11 @@ class Pipeline(asyncio.Protocol):
 
     # -- sending answers ----------------------------------------------------------------
     def flush(self) -> None:
-        """Send every ready answer at the head of the queue, in order."""
+        """Send every ready answer at the head of the queue, in order: the answers
+        ready together go out in one write (up to ``FLUSH_BYTES`` at a time)."""
         queue = self._queue
+        ready: list[bytes] = []
+        size = 0
         # While the peer is not reading, answers wait unevaluated in the queue; otherwise
         # one received chunk of pipelined reads could produce gigabytes of output.
         while queue and not self._peer_full:
@@ -461,9 +481,35 @@ class Pipeline(asyncio.Protocol):
                 else:
                     break  # a write still waiting for its commit group
             queue.popleft()
-            self._send(data, slot.close)
+            if slot.close:
+                self._send_ready(ready)
+                self._send(data, True)
+                return
+            if type(data) is bytes:
+                ready.append(data)
+                size += len(data)
+            else:
+                parts = cast(tuple[bytes, ...], data)
+                ready.extend(parts)
+                size += sum(map(len, parts))
+            if size >= FLUSH_BYTES:
+                self._send_ready(ready)  # the peer may push back before the next ones
+                ready = []
+                size = 0
+        self._send_ready(ready)
+        if self._closing and not queue and self._transport is not None:
+            self._transport.close()
         if self._paused and len(queue) < MAX_QUEUED // 2:
             self._update_reading()
+
+    def _send_ready(self, ready: list[bytes]) -> None:
+        transport = self._transport
+        if transport is None or not ready:
+            return
+        if len(ready) == 1:
+            transport.write(ready[0])
+        else:
+            transport.writelines(ready)
 
     def _send(self, data: Answer, close: bool) -> None:
         transport = self._transport

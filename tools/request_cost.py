@@ -50,6 +50,9 @@ class CountingTransport:
     def write(self, data: bytes) -> None:
         self.writes += 1
 
+    def writelines(self, parts: list[bytes]) -> None:
+        self.writes += 1
+
     def close(self) -> None:
         pass
 

@@ -45,7 +45,7 @@ from harness.crash.respwire import (
     RespConnection,
 )
 from harness.crash.torture import CrashConfig, CrashLoop, keyspace_mix
-from harness.crash.workload import INCR, MIXED_VALUES, KeyspaceMix, ValueSizes, WriteStats
+from harness.crash.workload import INCR, MIXED_VALUES, KeyspaceMix, ValueSizes, WriterPool
 from harness.errors import HarnessError
 from harness.oracle import Op, OpKind, Oracle, Reading, ReadWindow, Violation, make_value
 from harness.proc import ServerProcess, free_port
@@ -107,54 +107,25 @@ def _exec(replies: list[Reply]) -> int:
     return FAILED
 
 
-class RespWrites:
+class RespWrites(WriterPool[RespConnection]):
     """N concurrent RESP clients writing the families of ``mix``, recorded in ``oracle``."""
+
+    _OPEN_ERRORS = RESP_ERRORS
 
     def __init__(self, host: str, port: int, oracle: Oracle, keys: Sequence[bytes],
                  mix: RespMix, *, clients: int = 32, delete_ratio: float = 0.25,
                  value_sizes: ValueSizes = MIXED_VALUES, seed: int = 0) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host, port, clients, seed)
         self.oracle = oracle
         self.keys = list(keys)
         self.mix = mix
-        self.clients = clients
         self.delete_ratio = delete_ratio
         self.value_sizes = value_sizes
-        self.stats = WriteStats()
-        self._seed = seed
-        self._stopping = False
-        self._tasks: list[asyncio.Task[None]] = []
 
-    async def start(self) -> None:
-        """Open every connection, then let all writers go at once."""
-        conns = await asyncio.gather(
-            *(RespConnection.open(self.host, self.port) for _ in range(self.clients)))
-        self._tasks = [
-            asyncio.create_task(self._writer(conn, random.Random(self._seed * 1000 + i)))
-            for i, conn in enumerate(conns)
-        ]
-
-    def stop(self) -> None:
-        """No writer sends another request after this call (replies are still read)."""
-        self._stopping = True
-
-    async def join(self, timeout: float = 30.0) -> None:
-        """Wait for every writer to finish its outstanding request and exit."""
-        async with asyncio.timeout(timeout):
-            await asyncio.gather(*self._tasks)
-
-    async def _writer(self, conn: RespConnection, rng: random.Random) -> None:
-        try:
-            while not self._stopping:
-                if conn.closed:
-                    reconnected = await self._reconnect()
-                    if reconnected is None:
-                        return
-                    conn = reconnected
-                await self._one_op(conn, rng)
-        finally:
-            await conn.close()
+    async def _open(self, timeout: float | None) -> RespConnection:
+        if timeout is None:
+            return await RespConnection.open(self.host, self.port)
+        return await RespConnection.open(self.host, self.port, timeout=timeout)
 
     async def _one_op(self, conn: RespConnection, rng: random.Random) -> None:
         mix = self.mix
@@ -236,16 +207,6 @@ class RespWrites:
         self.stats.statuses[status] += 1
         if kind is not None:
             self.stats.requests[kind, status] += 1
-
-    async def _reconnect(self) -> RespConnection | None:
-        """A new connection, or None if the server stopped accepting (it is gone)."""
-        if self._stopping:
-            return None
-        try:
-            return await RespConnection.open(self.host, self.port, timeout=5.0)
-        except RESP_ERRORS as exc:
-            self.stats.connection_errors[f"reconnect {type(exc).__name__}"] += 1
-            return None
 
 
 async def probe_resp(host: str, port: int) -> str | None:

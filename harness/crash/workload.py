@@ -31,7 +31,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from harness.client import (
     REQUEST_ERRORS,
@@ -116,7 +116,79 @@ class WriteStats:
         return sum(self.statuses.values()) - self.acked
 
 
-class RandomWrites:
+class _Closable(Protocol):
+    @property
+    def closed(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+Conn = TypeVar("Conn", bound=_Closable)
+
+
+class WriterPool(Generic[Conn]):
+    """N writers, each on its own connection, until ``stop``: what every crash workload
+    shares. A subclass says how to open a connection (``_open``, failing with one of
+    ``_OPEN_ERRORS``) and what one writer does next (``_one_op``)."""
+
+    _OPEN_ERRORS: tuple[type[BaseException], ...] = REQUEST_ERRORS
+
+    def __init__(self, host: str, port: int, clients: int, seed: int) -> None:
+        self.host = host
+        self.port = port
+        self.clients = clients
+        self.stats = WriteStats()
+        self._seed = seed
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def _open(self, timeout: float | None) -> Conn:
+        raise NotImplementedError
+
+    async def _one_op(self, conn: Conn, rng: random.Random) -> None:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        """Open every connection, then let all writers go at once."""
+        conns = await asyncio.gather(*(self._open(None) for _ in range(self.clients)))
+        self._tasks = [
+            asyncio.create_task(self._writer(conn, random.Random(self._seed * 1000 + i)))
+            for i, conn in enumerate(conns)
+        ]
+
+    def stop(self) -> None:
+        """No writer sends another request after this call (replies are still read)."""
+        self._stopping = True
+
+    async def join(self, timeout: float = 30.0) -> None:
+        """Wait for every writer to finish its outstanding request and exit."""
+        async with asyncio.timeout(timeout):
+            await asyncio.gather(*self._tasks)
+
+    async def _writer(self, conn: Conn, rng: random.Random) -> None:
+        try:
+            while not self._stopping:
+                if conn.closed:
+                    reconnected = await self._reconnect()
+                    if reconnected is None:
+                        return
+                    conn = reconnected
+                await self._one_op(conn, rng)
+        finally:
+            await conn.close()
+
+    async def _reconnect(self) -> Conn | None:
+        """A new connection, or None if the server stopped accepting (it is gone)."""
+        if self._stopping:
+            return None
+        try:
+            return await self._open(5.0)
+        except self._OPEN_ERRORS as exc:
+            self.stats.connection_errors[f"reconnect {type(exc).__name__}"] += 1
+            return None
+
+
+class RandomWrites(WriterPool[Connection]):
     """N concurrent clients doing random PUT/DELETE on ``keys``, recorded in ``oracle``."""
 
     def __init__(
@@ -134,50 +206,18 @@ class RandomWrites:
         mix: KeyspaceMix | None = None,
         seed: int = 0,
     ) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host, port, clients, seed)
         self.oracle = oracle
         self.keys = list(keys)
-        self.clients = clients
         self.delete_ratio = delete_ratio
         self.clear_ratio = clear_ratio
         self.value_sizes = value_sizes or ValueSizes(((1.0, max_value_filler),))
         self.mix = mix
-        self.stats = WriteStats()
-        self._seed = seed
-        self._stopping = False
-        self._tasks: list[asyncio.Task[None]] = []
 
-    async def start(self) -> None:
-        """Open every connection, then let all writers go at once."""
-        conns = await asyncio.gather(
-            *(Connection.open(self.host, self.port) for _ in range(self.clients))
-        )
-        self._tasks = [
-            asyncio.create_task(self._writer(conn, random.Random(self._seed * 1000 + i)))
-            for i, conn in enumerate(conns)
-        ]
-
-    def stop(self) -> None:
-        """No writer sends another request after this call (replies are still read)."""
-        self._stopping = True
-
-    async def join(self, timeout: float = 30.0) -> None:
-        """Wait for every writer to finish its outstanding request and exit."""
-        async with asyncio.timeout(timeout):
-            await asyncio.gather(*self._tasks)
-
-    async def _writer(self, conn: Connection, rng: random.Random) -> None:
-        try:
-            while not self._stopping:
-                if conn.closed:
-                    reconnected = await self._reconnect()
-                    if reconnected is None:
-                        return
-                    conn = reconnected
-                await self._one_op(conn, rng)
-        finally:
-            await conn.close()
+    async def _open(self, timeout: float | None) -> Connection:
+        if timeout is None:
+            return await Connection.open(self.host, self.port)
+        return await Connection.open(self.host, self.port, timeout=timeout)
 
     async def _one_op(self, conn: Connection, rng: random.Random) -> None:
         roll = rng.random()
@@ -261,17 +301,6 @@ class RandomWrites:
         self.stats.statuses[response.status] += 1
         if kind is not None:
             self.stats.requests[kind, response.status] += 1
-
-    async def _reconnect(self) -> Connection | None:
-        """A new connection, or None if the server stopped accepting (it is gone)."""
-        if self._stopping:
-            return None
-        try:
-            return await Connection.open(self.host, self.port, timeout=5.0)
-        except REQUEST_ERRORS as exc:
-            self.stats.connection_errors[f"reconnect {type(exc).__name__}"] += 1
-            return None
-
 
 _JSON = {"Content-Type": "application/json"}
 

@@ -105,6 +105,10 @@ class Transport:
     def write(self, data: bytes) -> None:
         assert not self.closed
         self.sent += data
+        self.writes = getattr(self, "writes", 0) + 1
+
+    def writelines(self, parts: list[bytes]) -> None:
+        self.write(b"".join(parts))
 
     def close(self) -> None:
         self.closed = True
@@ -375,3 +379,17 @@ def test_a_scan_behind_a_pending_write_waits_for_it(rig: Rig) -> None:
     rig.engine.commit()
     rig.loop.end_of_iteration()
     assert [[w[0] for w in b] for b in rig.engine.batches] == [[Op.EVALUATE]]
+
+
+def test_pipelined_answers_that_are_ready_together_go_out_in_one_write(rig: Rig) -> None:
+    rig.engine.table[b"k"] = b"v"
+    conn, transport = rig.connect()
+    conn.data_received(b"PUT a 1\nPUT b 2\nPUT c 3\n")
+    rig.loop.end_of_iteration()
+    rig.engine.commit()
+    assert transport.sent == b"OK\nOK\nOK\n"
+    assert transport.writes == 1
+    conn.data_received(b"PUT d 4\nGET k\nGET k\n")  # the reads wait behind the write
+    rig.loop.end_of_iteration()
+    rig.engine.commit()
+    assert transport.sent.endswith(b"OK\nVAL 1 v\nVAL 1 v\n") and transport.writes == 2
