@@ -31,8 +31,6 @@ from server.http.service import HttpService
 from server.introspection import Introspection
 from server.logs import configure_logging, event
 from server.pipeline import Slot, WriteBatch, complete_group
-from server.resp.protocol import RespConnection
-from server.resp.service import RespService
 from server.state import ServerState
 from storage import (
     CorruptionError,
@@ -149,6 +147,9 @@ async def serve(config: Config, engine: Engine, sock: socket.socket,
              extra=event("listening"))
     servers = [server]
     if resp_sock is not None:
+        # Loaded only when asked for: a server without --resp-port starts without it.
+        from server.resp.protocol import RespConnection  # noqa: PLC0415
+        from server.resp.service import RespService  # noqa: PLC0415
         resp_host, resp_port = resp_sock.getsockname()[:2]
         resp = RespService(state, batch, introspection, engine.keyspace.values, resp_port)
         servers.append(await loop.create_server(lambda: RespConnection(resp), sock=resp_sock,
