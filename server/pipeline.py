@@ -284,9 +284,9 @@ class Pipeline(asyncio.Protocol):
     protocol takes no new request as one that keeps the connection open.
     """
 
-    __slots__ = ("_active", "_batch", "_closing", "_deferred", "_expires", "_get", "_idle",
-                 "_paused",
-                 "_peer_full", "_pending", "_queue", "_state", "_transport", "counters")
+    __slots__ = ("_active", "_batch", "_closing", "_cork", "_cork_bytes", "_deferred",
+                 "_expires", "_get", "_idle", "_paused", "_peer_full", "_pending", "_queue",
+                 "_state", "_transport", "counters")
 
     def __init__(self, state: ServerState, batch: WriteBatch, counters: Counters) -> None:
         self._state = state
@@ -306,6 +306,9 @@ class Pipeline(asyncio.Protocol):
         self._batch = batch
         self._pending = batch.pending
         self._idle: asyncio.TimerHandle | None = None
+        self._cork: list[bytes] | None = None
+        """While corked (``cork``): answers gathered for one write."""
+        self._cork_bytes = 0
 
     # -- for subclasses -----------------------------------------------------------------
     def received(self, data: bytes) -> None:
@@ -502,19 +505,60 @@ class Pipeline(asyncio.Protocol):
         if self._paused and len(queue) < MAX_QUEUED // 2:
             self._update_reading()
 
+    def _gather(self, cork: list[bytes], data: Answer) -> None:
+        if type(data) is bytes:
+            cork.append(data)
+            self._cork_bytes += len(data)
+        else:
+            parts = cast(tuple[bytes, ...], data)
+            cork.extend(parts)
+            self._cork_bytes += sum(map(len, parts))
+        if self._cork_bytes >= FLUSH_BYTES:  # write now: the peer may push back
+            self._cork = None
+            self._send_ready(cork)
+            self._cork = []
+            self._cork_bytes = 0
+
     def _send_ready(self, ready: list[bytes]) -> None:
         transport = self._transport
         if transport is None or not ready:
+            return
+        cork = self._cork
+        if cork is not None and cork is not ready:
+            cork.extend(ready)
             return
         if len(ready) == 1:
             transport.write(ready[0])
         else:
             transport.writelines(ready)
 
+    def cork(self) -> None:
+        """Gather the answers sent from now until ``uncork`` into one write (a protocol
+        calls it around the several requests of one read)."""
+        if self._cork is None:
+            self._cork = []
+            self._cork_bytes = 0
+
+    def uncork(self) -> None:
+        """Write what ``cork`` gathered."""
+        cork = self._cork
+        self._cork = None
+        if cork:
+            self._send_ready(cork)
+        if self._closing and not self._queue and self._transport is not None:
+            self._transport.close()
+
     def _send(self, data: Answer, close: bool) -> None:
         transport = self._transport
         if transport is None:
             return
+        cork = self._cork
+        if cork is not None:
+            if not close:
+                self._gather(cork, data)
+                return
+            self._cork = None  # the last answer: everything gathered goes first
+            self._send_ready(cork)
         if type(data) is bytes:
             transport.write(data)
         else:  # a large value, sent between its head and tail rather than copied

@@ -102,14 +102,20 @@ class RespConnection(Pipeline):
 
     # -- Pipeline -----------------------------------------------------------------------
     def received(self, data: bytes) -> None:
-        for item in self._parser.feed(data):
+        items = self._parser.feed(data)
+        corked = len(items) > 1  # pipelined: the answers ready now go out in one write
+        if corked:
+            self.cork()
+        for item in items:
             if type(item) is list:
                 self._command(item)
             else:
                 assert isinstance(item, ProtocolError)
                 self.service.count_error("protocol")
                 self.answer(error(f"ERR {item.message}"), close=True)
-                return
+                break
+        if corked:
+            self.uncork()
 
     def over_limit(self) -> bytes:
         return TOO_MANY_CLIENTS

@@ -393,3 +393,25 @@ def test_pipelined_answers_that_are_ready_together_go_out_in_one_write(rig: Rig)
     rig.loop.end_of_iteration()
     rig.engine.commit()
     assert transport.sent.endswith(b"OK\nVAL 1 v\nVAL 1 v\n") and transport.writes == 2
+
+
+def test_corked_answers_go_out_in_one_write_in_order(rig: Rig) -> None:
+    rig.engine.table[b"k"] = b"v"
+    conn, transport = rig.connect()
+    conn.cork()
+    conn.data_received(b"GET k\nGET nope\nGET k\n")
+    assert transport.sent == b""
+    conn.uncork()
+    assert transport.sent == b"VAL 1 v\nNIL\nVAL 1 v\n" and transport.writes == 1
+
+
+def test_a_cork_is_written_early_once_it_holds_flush_bytes(rig: Rig) -> None:
+    big = b"x" * (pipeline.FLUSH_BYTES // 2 + 1)
+    rig.engine.table[b"big"] = big
+    conn, transport = rig.connect()
+    conn.cork()
+    conn.data_received(b"GET big\nGET big\nGET big\n")
+    assert transport.writes == 1  # the first two, as soon as they passed FLUSH_BYTES
+    conn.uncork()
+    assert transport.sent == (b"VAL %d %s\n" % (len(big), big)) * 3
+    assert transport.writes == 2
