@@ -277,3 +277,44 @@ def test_redis_benchmark_runs_without_an_error_reply(shared: ServerProcess) -> N
     assert done.returncode == 0, out + done.stderr.decode(errors="replace")
     for test in ("PING_INLINE", "SET", "GET", "INCR", "MSET"):
         assert f"{test}" in out and "requests per second" in out, out
+
+
+def test_both_protocols_share_one_connection_limit(make_server: ServerFactory) -> None:
+    server = make_server(resp_port=free_port(), extra_args=["--max-connections=2"])
+    server.start()
+    http_address = (server.connect_host, server.port)
+    with _admitted(server.resp_address, b"PING\r\n", b"+PONG") as resp, \
+            _admitted(http_address, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+                      b"HTTP/1.1 200"):
+        # A third connection, whatever its protocol, is over the shared limit: it is
+        # answered at once and closed (nothing is sent, so nothing unread resets it).
+        assert _first_words(server.resp_address) == b"-ERR max number of clients reached\r\n"
+        assert _first_words(http_address).startswith(b"HTTP/1.1 503")
+        resp.sendall(b"PING\r\n")
+        assert resp.recv(100) == b"+PONG\r\n"
+
+
+def _admitted(address: tuple[str, int], probe: bytes, answer: bytes) -> socket.socket:
+    """A connection the server kept (its answer to ``probe`` starts with ``answer``),
+    retried while the readiness probes' connections are still being closed."""
+    deadline = time.monotonic() + 10
+    while True:
+        sock = socket.create_connection(address, timeout=10)
+        try:
+            sock.sendall(probe)
+            if sock.recv(1000).startswith(answer):
+                return sock
+        except OSError:
+            pass
+        sock.close()
+        assert time.monotonic() < deadline, f"{address} never admitted a connection"
+        time.sleep(0.1)
+
+
+def _first_words(address: tuple[str, int]) -> bytes:
+    """What a server says to a new connection before closing it."""
+    with socket.create_connection(address, timeout=10) as sock:
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
