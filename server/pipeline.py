@@ -61,7 +61,7 @@ MAX_QUEUED: Final = 1024
 LARGE_VALUE: Final = 64 * 1024
 """Values at least this big are sent after their head instead of copied into it."""
 FLUSH_BYTES: Final = 256 * 1024
-"""Answers ready at once are written together up to this many bytes per write."""
+"""Answers gathered for one write (``Pipeline.cork``) are written once they reach this."""
 
 Answer: TypeAlias = bytes | tuple[bytes, ...]
 """Bytes to send; or a large value with the bytes around it, sent without joining them."""
@@ -189,12 +189,6 @@ def complete_group(slots: Sequence[Slot], outcome: Outcome,
             slot.data = _not_applied(slot, outcome)
             slot.conn.flush()
     elif results is None:  # a group of plain writes, the usual case
-        if len(slots) == 1 or slots[0].conn is not slots[1].conn:
-            for slot in slots:
-                _applied(slot)
-                slot.conn.flush()
-            return
-        # Pipelined writes of one connection: answer them all, then send them together.
         for slot in slots:
             _applied(slot)
         _flush_each(slots)
@@ -459,10 +453,11 @@ class Pipeline(asyncio.Protocol):
     # -- sending answers ----------------------------------------------------------------
     def flush(self) -> None:
         """Send every ready answer at the head of the queue, in order: the answers
-        ready together go out in one write (up to ``FLUSH_BYTES`` at a time)."""
+        ready together go out in one write (corked, see ``cork``)."""
         queue = self._queue
-        ready: list[bytes] = []
-        size = 0
+        corked_here = self._cork is None
+        if corked_here:
+            self.cork()
         # While the peer is not reading, answers wait unevaluated in the queue; otherwise
         # one received chunk of pipelined reads could produce gigabytes of output.
         while queue and not self._peer_full:
@@ -484,24 +479,9 @@ class Pipeline(asyncio.Protocol):
                 else:
                     break  # a write still waiting for its commit group
             queue.popleft()
-            if slot.close:
-                self._send_ready(ready)
-                self._send(data, True)
-                return
-            if type(data) is bytes:
-                ready.append(data)
-                size += len(data)
-            else:
-                parts = cast(tuple[bytes, ...], data)
-                ready.extend(parts)
-                size += sum(map(len, parts))
-            if size >= FLUSH_BYTES:
-                self._send_ready(ready)  # the peer may push back before the next ones
-                ready = []
-                size = 0
-        self._send_ready(ready)
-        if self._closing and not queue and self._transport is not None:
-            self._transport.close()
+            self._send(data, slot.close)
+        if corked_here:
+            self.uncork()
         if self._paused and len(queue) < MAX_QUEUED // 2:
             self._update_reading()
 
@@ -514,18 +494,13 @@ class Pipeline(asyncio.Protocol):
             cork.extend(parts)
             self._cork_bytes += sum(map(len, parts))
         if self._cork_bytes >= FLUSH_BYTES:  # write now: the peer may push back
-            self._cork = None
-            self._send_ready(cork)
+            self._write_all(cork)
             self._cork = []
             self._cork_bytes = 0
 
-    def _send_ready(self, ready: list[bytes]) -> None:
+    def _write_all(self, ready: list[bytes]) -> None:
         transport = self._transport
         if transport is None or not ready:
-            return
-        cork = self._cork
-        if cork is not None and cork is not ready:
-            cork.extend(ready)
             return
         if len(ready) == 1:
             transport.write(ready[0])
@@ -534,7 +509,8 @@ class Pipeline(asyncio.Protocol):
 
     def cork(self) -> None:
         """Gather the answers sent from now until ``uncork`` into one write (a protocol
-        calls it around the several requests of one read)."""
+        calls it around the several requests of one read; ``flush`` around the answers
+        it sends)."""
         if self._cork is None:
             self._cork = []
             self._cork_bytes = 0
@@ -544,7 +520,7 @@ class Pipeline(asyncio.Protocol):
         cork = self._cork
         self._cork = None
         if cork:
-            self._send_ready(cork)
+            self._write_all(cork)
         if self._closing and not self._queue and self._transport is not None:
             self._transport.close()
 
@@ -558,7 +534,7 @@ class Pipeline(asyncio.Protocol):
                 self._gather(cork, data)
                 return
             self._cork = None  # the last answer: everything gathered goes first
-            self._send_ready(cork)
+            self._write_all(cork)
         if type(data) is bytes:
             transport.write(data)
         else:  # a large value, sent between its head and tail rather than copied
