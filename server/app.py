@@ -20,7 +20,6 @@ import resource
 import signal
 import socket
 from collections.abc import Sequence
-from importlib import metadata
 
 import uvloop
 
@@ -28,7 +27,7 @@ from server.config import Config
 from server.errors import StartupError
 from server.http.protocol import HttpConnection
 from server.http.service import HttpService
-from server.introspection import Introspection
+from server.introspection import Introspection, walkv_version
 from server.logs import configure_logging, event
 from server.pipeline import Slot, WriteBatch, complete_group
 from server.state import ServerState
@@ -64,12 +63,6 @@ def raise_fd_limit() -> int:
             pass
     return soft
 
-
-def _version() -> str:
-    try:
-        return metadata.version("walkv")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def loop_sink(loop: asyncio.AbstractEventLoop) -> GroupSink:
@@ -187,7 +180,7 @@ def run(config: Config, request_path: str) -> int:
     the first log line.
     """
     configure_logging(config.log_level, config.log_format)
-    log.info("walkv %s starting (pid %d, working directory %s, request path %s)", _version(),
+    log.info("walkv %s starting (pid %d, working directory %s, request path %s)", walkv_version(),
              os.getpid(), os.path.abspath(config.working_dir), request_path,
              extra=event("start", request_path=request_path))
     if config.unsafe_no_fsync:

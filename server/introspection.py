@@ -28,6 +28,7 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import metadata
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
@@ -78,6 +79,14 @@ class FrontEndReport(Protocol):
 
     def server_fields(self, stats: Stats) -> dict[str, Any]:
         """Fields added to the ``server`` object of the JSON document."""
+
+
+def walkv_version() -> str:
+    """walkv's installed version ("unknown" when run from a checkout not installed)."""
+    try:
+        return metadata.version("walkv")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 class Introspection:

@@ -14,9 +14,9 @@ import os
 import platform
 import resource
 from collections.abc import Sequence
-from importlib import metadata
 from typing import Final, Protocol
 
+from server.introspection import walkv_version
 from server.resp.codec import (
     OK,
     PONG,
@@ -292,7 +292,7 @@ def _sections(conn: RespConnection) -> dict[str, dict[str, object]]:
     return {
         "server": {
             "redis_version": REDIS_VERSION,
-            "walkv_version": _version(),
+            "walkv_version": walkv_version(),
             "redis_mode": "standalone",
             "os": f"{platform.system()} {platform.release()} {platform.machine()}",
             "process_id": os.getpid(),
@@ -343,12 +343,6 @@ def _rss() -> int:
     except OSError:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
-
-def _version() -> str:
-    try:
-        return metadata.version("walkv")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 # -- WAIT and WAITAOF ----------------------------------------------------------------------

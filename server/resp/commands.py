@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from server.commands import CLEAR, Get, Put
+from server.commands import Get, Put
 from server.resp.codec import (
     OK,
     array,
@@ -23,10 +23,9 @@ from server.resp.codec import (
     error,
     integer,
     null,
-    null_array,
     simple,
 )
-from server.resp.plans import Change, Compute, Fast, Listing, Lookup, Now, Plan, Session
+from server.resp.plans import Change, Compute, Fast, Listing, Lookup, Now, Plan
 from storage import (
     SCAN_MAX_LIMIT,
     Add,
@@ -114,13 +113,14 @@ def _expire_error(name: str) -> Now:
 
 
 # -- reading a key -------------------------------------------------------------------------
-def _live(ctx: Context, key: bytes) -> tuple[bytes | None, int | None]:
-    """(value, deadline) of ``key`` in the committed table; (None, None) if absent."""
+def live_entry(ctx: Context, key: bytes, now: int) -> tuple[bytes | None, int | None]:
+    """(value, deadline) of ``key`` in the committed table at ``now``; (None, None) if
+    absent or expired."""
     value = ctx.values.get(key)
     if value is None:
         return None, None
     deadline = ctx.expires.get(key)
-    if deadline is not None and deadline <= ctx.now_ms():
+    if deadline is not None and deadline <= now:
         return None, None
     return value, deadline
 
@@ -560,8 +560,6 @@ def _glob_class(pattern: bytes, i: int) -> tuple[int, bytes]:
 def keys(ctx: Context, args: list[bytes]) -> Plan:
     pattern = args[1]
     match = None if pattern == b"*" else glob_regex(pattern).fullmatch
-    resp3 = ctx.resp3
-    del resp3
 
     def read() -> bytes:
         now = ctx.now_ms()
@@ -676,10 +674,6 @@ class Command:
     summary: str = ""
 
 
-def _session(ctx: Context, args: list[bytes]) -> Plan:  # pragma: no cover - never called
-    return Session(args[0].decode().lower(), args)
-
-
 _W, _R, _F = ("write",), ("readonly",), ("fast",)
 TABLE: Final[dict[bytes, Command]] = {c.name.encode(): c for c in (
     Command("get", get, 2, _R + _F, 1, 1, 1, summary="Get the value of a key"),
@@ -755,11 +749,6 @@ TABLE: Final[dict[bytes, Command]] = {c.name.encode(): c for c in (
 """Every command walkv answers, by lower-case name."""
 
 
-def clear_plan() -> Plan:
-    """FLUSHALL / FLUSHDB: the durable clear."""
-    return Fast(CLEAR)
-
-
 def now_seconds() -> tuple[int, int]:
     """TIME: seconds and microseconds."""
     ns = time.time_ns()
@@ -773,7 +762,3 @@ def step_result_error(result: object) -> bytes | None:
     if isinstance(result, TxnResult) and result.error is not None:
         return step_error(result.error)
     return None
-
-
-__all__ = ["TABLE", "Command", "Context", "clear_plan", "null_array", "unknown_command",
-           "wrong_arity"]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Final
+from typing import Final, cast
 
 from server.commands import Clear, Evaluate, Get, Put
 from server.pipeline import Pipeline, Slot
@@ -41,6 +41,7 @@ from server.resp.codec import (
 from server.resp.commands import (
     TABLE,
     Context,
+    live_entry,
     step_result_error,
     unknown_command,
     wrong_arity,
@@ -198,11 +199,7 @@ class RespConnection(Pipeline):
 
         def read() -> bytes:
             now = self.now_ms()
-            value = self.values.get(key)
-            deadline = self.expires.get(key) if value is not None else None
-            if deadline is not None and deadline <= now:
-                value = deadline = None
-            return render(value, deadline, now)
+            return render(*live_entry(self, key, now), now)
         self.compute(read)
 
     def _run_operation(self, label: str, plan: Change | Listing,
@@ -285,8 +282,8 @@ class RespConnection(Pipeline):
             renders.append(lambda results: (next(results), OK)[1])  # type: ignore
             return
         if kind is Session:
-            session = plan
-            renders.append(lambda results: self._session_reply(session))  # type: ignore
+            session = cast(Session, plan)
+            renders.append(lambda results: admin.reply(self, session.name, session.args))
             return
         if kind is Fast:
             command = plan.command  # type: ignore[union-attr]
@@ -364,15 +361,10 @@ class RespConnection(Pipeline):
             else:
                 self.execute(Clear(), STORE_ANSWERS[self.resp3])
         else:
-            reply = self._session_reply(plan)
+            reply = admin.reply(self, plan.name, plan.args)
             if reply[:1] == b"-":
                 self.service.count_error(label)
             self.answer(reply, close=False)
-
-    def _session_reply(self, plan: Session) -> bytes:
-        if plan.name in ("flushall", "flushdb"):
-            return OK  # inside MULTI: see _step_of (a Flush step)
-        return admin.reply(self, plan.name, plan.args)
 
     def unwatch(self, reply: bytes | None = None) -> None:
         """End the watch (UNWATCH, DISCARD, EXEC): the engine forgets this watcher in
